@@ -1,0 +1,207 @@
+"""Outbound events (CONTRACT.md "Outbound topics"): what billing and operations subscribe to.
+
+Every outbound id is deterministic (derived from the causing event's id), so a redelivered output is
+recognisable downstream; every event names its cause in `data.caused_by`.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import AwareDatetime, BaseModel
+
+from schemas.envelope import Envelope, Strict
+from schemas.states import OrderState, ServiceState, TaskState, WorkOrderState
+
+SOURCE = "/order-status-worker"
+
+
+class StateLabels(BaseModel):
+    servicenow: str
+    nextian: str
+    psa: str
+    tmf: str
+
+
+class _Change(Strict):
+    order_id: str
+    labels: StateLabels
+    caused_by: str
+    at: AwareDatetime
+    actor: str | None = None
+    reason: str | None = None
+
+
+class TaskStateChangedData(_Change):
+    task_id: str
+    previous: TaskState | None
+    state: TaskState
+
+
+class WorkOrderStateChangedData(_Change):
+    work_order_id: str
+    previous: WorkOrderState | None
+    state: WorkOrderState
+
+
+class LineItemStateChangedData(_Change):
+    line_item_id: str
+    previous: OrderState | None
+    state: OrderState
+
+
+class OrderStateChangedData(_Change):
+    previous: OrderState | None
+    state: OrderState
+
+
+class OrderDeletedData(Strict):
+    order_id: str
+    actor: str | None = None
+    reason: str | None = None
+    caused_by: str
+    at: AwareDatetime
+
+
+class FalloutData(Strict):
+    order_id: str
+    task_id: str
+    fallout_id: str
+    category: str
+    reason: str
+    assigned_group: str | None
+    resolution: str | None = None
+    caused_by: str
+    at: AwareDatetime
+
+
+class CommandRejectedData(Strict):
+    order_id: str
+    command: str
+    reason: str
+    caused_by: str
+    at: AwareDatetime | None = None
+
+
+class UpdateStaleData(Strict):
+    order_id: str
+    entity: Literal["order", "work_order", "task"]
+    id: str
+    sequence: int | None
+    applied_sequence: int | None
+    caused_by: str
+
+
+class ServiceFulfillmentChangedData(Strict):
+    service_id: str
+    previous: ServiceState | None
+    state: ServiceState
+    active: bool
+    tmf_state: str
+    account_id: str | None
+    product_id: str | None
+    location_id: str | None
+    order_id: str | None
+    line_item_id: str | None
+    effective_at: AwareDatetime
+    term_end: AwareDatetime | None = None
+    caused_by: str
+
+
+class AccountActivityChangedData(Strict):
+    account_id: str
+    active: bool
+    caused_by: str
+
+
+class ProductActivityChangedData(Strict):
+    product_id: str
+    active: bool
+    caused_by: str
+
+
+class LocationActivityChangedData(Strict):
+    location_id: str
+    active: bool
+    caused_by: str
+
+
+class _Outbound(Envelope):
+    source: str = SOURCE
+
+
+class TaskStateChanged(_Outbound):
+    type: Literal["task.state.changed"] = "task.state.changed"
+    data: TaskStateChangedData
+
+
+class WorkOrderStateChanged(_Outbound):
+    type: Literal["workorder.state.changed"] = "workorder.state.changed"
+    data: WorkOrderStateChangedData
+
+
+class LineItemStateChanged(_Outbound):
+    type: Literal["lineitem.state.changed"] = "lineitem.state.changed"
+    data: LineItemStateChangedData
+
+
+class OrderStateChanged(_Outbound):
+    type: Literal["order.state.changed"] = "order.state.changed"
+    data: OrderStateChangedData
+
+
+class OrderDeleted(_Outbound):
+    type: Literal["order.deleted"] = "order.deleted"
+    data: OrderDeletedData
+
+
+class FalloutEvent(_Outbound):
+    type: Literal["fallout.raised", "fallout.resolved", "fallout.reassigned"]
+    data: FalloutData
+
+
+class CommandRejected(_Outbound):
+    type: Literal["command.rejected"] = "command.rejected"
+    data: CommandRejectedData
+
+
+class UpdateStale(_Outbound):
+    type: Literal["update.stale"] = "update.stale"
+    data: UpdateStaleData
+
+
+class ServiceFulfillmentChanged(_Outbound):
+    type: Literal["service.fulfillment.changed"] = "service.fulfillment.changed"
+    data: ServiceFulfillmentChangedData
+
+
+class AccountActivityChanged(_Outbound):
+    type: Literal["account.activity.changed"] = "account.activity.changed"
+    data: AccountActivityChangedData
+
+
+class ProductActivityChanged(_Outbound):
+    type: Literal["product.activity.changed"] = "product.activity.changed"
+    data: ProductActivityChangedData
+
+
+class LocationActivityChanged(_Outbound):
+    type: Literal["location.activity.changed"] = "location.activity.changed"
+    data: LocationActivityChangedData
+
+
+StatusEvent = (
+    TaskStateChanged
+    | WorkOrderStateChanged
+    | LineItemStateChanged
+    | OrderStateChanged
+    | OrderDeleted
+)
+OpsEvent = FalloutEvent | CommandRejected | UpdateStale
+ServiceStatusEvent = (
+    ServiceFulfillmentChanged
+    | AccountActivityChanged
+    | ProductActivityChanged
+    | LocationActivityChanged
+)
+OutboundEvent = StatusEvent | OpsEvent | ServiceStatusEvent

@@ -1,0 +1,42 @@
+"""`order-status simulate`: the reference model over a JSONL file, no broker and no Redis."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from worker.cli import main
+
+DEMO = Path(__file__).resolve().parents[2] / "worker" / "demo" / "scenario.jsonl"
+
+
+def test_simulate_prints_the_demo_timeline_and_the_final_tree(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main(["simulate", str(DEMO)]) == 0
+    printed = capsys.readouterr().out.splitlines()
+    assert printed[0].split()[1:] == ["task", "T-1", "-", "->", "scheduled", "[Scheduled]"]
+    assert "order O-1001  completed  (profile standard, account ACC-7)" in printed
+    changes = [line for line in printed if "order      O-1001" in line]
+    assert [line.split(" -> ")[1].split()[0] for line in changes] == [
+        "draft",
+        "new",
+        "acknowledged",
+        "in_progress",
+        "completed",
+    ]
+
+
+def test_simulate_json_reports_events_orders_and_invalid_lines(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    feed = tmp_path / "feed.jsonl"
+    feed.write_text(DEMO.read_text() + "\n{broken\n")
+    assert main(["simulate", str(feed), "--json"]) == 1
+    result = json.loads(capsys.readouterr().out)
+    assert result["orders"]["O-1001"]["order"]["state"] == "completed"
+    assert result["invalid"] == [{"line": 16, "error": result["invalid"][0]["error"]}]
+    assert result["invalid"][0]["error"].startswith("record: Invalid JSON")
+    assert len({event["id"] for event in result["events"]}) == len(result["events"])

@@ -1,0 +1,145 @@
+"""`order-status dev`: the worker on embedded services, fed the demo scenario, with a timeline."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import sys
+from collections.abc import Sequence
+from importlib.resources import files
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from redis.asyncio import Redis
+
+from worker.app import build_app
+from worker.embedded import local_broker, local_redis
+from worker.logs import configure_logging
+from worker.render import order_tree, timeline_line
+from worker.settings import Settings
+from worker.store.orders import OrderStore, order_key, outbox_key
+
+DEMO_TIMEOUT_S = 60.0
+# Upstream systems publish minutes apart; pacing the feed keeps the demo's topics from interleaving.
+DEMO_PACE_S = 0.15
+
+
+def demo_events() -> list[dict[str, object]]:
+    text = files("worker.demo").joinpath("scenario.jsonl").read_text()
+    return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+
+async def create_topics(settings: Settings, partitions: int = 4) -> None:
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap_servers)
+    await admin.start()
+    try:
+        await admin.create_topics(
+            [NewTopic(topic, partitions, replication_factor=1) for topic in settings.topics.all]
+        )
+    finally:
+        await admin.close()
+
+
+async def feed(
+    settings: Settings, events: Sequence[dict[str, object]], pace_s: float = 0.0
+) -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=settings.bootstrap_servers)
+    await producer.start()
+    try:
+        for event in events:
+            data = event["data"]
+            assert isinstance(data, dict)
+            await producer.send_and_wait(
+                settings.topics.for_event(str(event["type"])),
+                json.dumps(event).encode(),
+                key=str(data["order_id"]).encode(),
+            )
+            await asyncio.sleep(pace_s)
+    finally:
+        await producer.stop()
+
+
+async def print_timeline(settings: Settings, order_ids: set[str], stop: asyncio.Event) -> None:
+    """Print every outbound event until each demo order reached a final state (or `stop`)."""
+    consumer = AIOKafkaConsumer(
+        settings.topics.order_status,
+        settings.topics.ops,
+        settings.topics.dead_letter,
+        bootstrap_servers=settings.bootstrap_servers,
+        group_id=None,
+        auto_offset_reset="earliest",
+    )
+    await consumer.start()
+    unfinished = set(order_ids)
+    try:
+        while unfinished and not stop.is_set():
+            batches = await consumer.getmany(timeout_ms=200)
+            for record in (record for records in batches.values() for record in records):
+                if record.topic == settings.topics.dead_letter:
+                    headers = dict(record.headers)
+                    print(f"dead letter: {headers.get('dlq-error', b'').decode()}", flush=True)
+                    continue
+                event = json.loads(record.value)
+                print(timeline_line(event), flush=True)
+                if event["type"] == "order.state.changed" and event["data"]["state"] in (
+                    "completed",
+                    "canceled",
+                    "rejected",
+                    "partial",
+                    "failed",
+                ):
+                    unfinished.discard(event["data"]["order_id"])
+    finally:
+        await consumer.stop()
+
+
+async def run_dev(once: bool) -> int:
+    configure_logging("console", os.environ.get("ORDER_STATUS_LOG_LEVEL", "WARNING"))
+    events = demo_events()
+    order_ids = {str(event["data"]["order_id"]) for event in events}  # type: ignore[index]
+    with local_broker() as broker, local_redis(os.environ.get("REDIS_URL")) as redis_url:
+        settings = Settings(
+            bootstrap_servers=broker.bootstrap_servers,
+            redis_url=redis_url,
+            producer_idempotence=False,
+            session_timeout_ms=2000,
+            heartbeat_interval_ms=300,
+            log_format="console",
+        )
+        print(f"broker {settings.bootstrap_servers}, redis {redis_url}", flush=True)
+        redis = Redis.from_url(redis_url)
+        # The demo replays the same order ids every run: start them afresh.
+        await redis.delete(*(key for oid in order_ids for key in (order_key(oid), outbox_key(oid))))
+        await create_topics(settings)
+        _, kafka = build_app(settings, redis)
+        await kafka.start()
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, stop.set)
+        try:
+            timeline = asyncio.create_task(print_timeline(settings, order_ids, stop))
+            await feed(settings, events, DEMO_PACE_S)
+            try:
+                await asyncio.wait_for(timeline, DEMO_TIMEOUT_S)
+            except TimeoutError:
+                print(f"the demo did not finish within {DEMO_TIMEOUT_S:.0f}s", file=sys.stderr)
+                return 1
+            store = OrderStore(redis)
+            for order_id in sorted(order_ids):
+                record = await store.get(order_id)
+                print(order_tree(record) if record else f"order {order_id}: not in Redis")
+            if not once:
+                print(
+                    f"worker running; publish to {settings.bootstrap_servers}. Ctrl-C stops.",
+                    flush=True,
+                )
+                await stop.wait()
+        finally:
+            with contextlib.suppress(Exception):
+                await kafka.stop()
+            await redis.aclose()
+    return 0

@@ -1,0 +1,829 @@
+"""Applying one inbound event to an order's snapshot: the status decisions of DOMAIN.md.
+
+`apply` is pure: it takes the current record and events, works on its own copy, and answers with the
+new record and the events to publish. A refused event changes nothing in the order and is answered
+with `command.rejected`; a stale one with `update.stale`; a duplicate (same event id) with nothing.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Final, Literal
+
+from schemas import inbound as ev
+from schemas import outbound as out
+from worker.rules.labels import ORDER_LABELS, TASK_LABELS, WORK_ORDER_LABELS, Labels
+from worker.rules.rollup import parent_from_work_orders, work_order_from_tasks
+from worker.rules.snapshot import (
+    Fallout,
+    LineItem,
+    Order,
+    OrderRecord,
+    ParkedEvent,
+    Task,
+    Versioned,
+    WorkOrder,
+)
+from worker.rules.states import (
+    ORDER_OVERLAYS,
+    TASK_MOVES,
+    WORK_ORDER_CLASS,
+    WORK_ORDER_MOVES,
+    OrderState,
+    Profile,
+    StateClass,
+    TaskState,
+    WorkOrderState,
+    order_is_final,
+    task_is_final,
+    work_order_is_final,
+)
+
+_OUTPUT_NAMESPACE: Final = uuid.UUID("6f1c1d1e-5a0b-4c8e-9a35-0d1b7e3c2a10")
+
+
+class Stream(StrEnum):
+    """Which outbound topic an emitted event belongs on; the shell maps these to topic names."""
+
+    STATUS = "status"
+    OPS = "ops"
+
+
+@dataclass(frozen=True, slots=True)
+class Emitted:
+    stream: Stream
+    key: str
+    event: out.StatusEvent | out.OpsEvent
+
+
+@dataclass(slots=True)
+class Outcome:
+    record: OrderRecord
+    emitted: list[Emitted] = field(default_factory=list)
+
+
+class Refused(Exception):
+    """An event that must not be applied; the message is the reason given to the sender."""
+
+
+class Missing(Refused):
+    """An event naming a parent not known yet. Topics interleave arbitrarily (a task.created may
+    overtake its workorder.created), so such an event is parked and retried as the order grows."""
+
+
+def output_id(cause: str, kind: str, subject: str) -> str:
+    """Deterministic: the same input always yields the same output id (replays are recognisable)."""
+    return str(uuid.uuid5(_OUTPUT_NAMESPACE, f"{cause}|{kind}|{subject}"))
+
+
+def apply(
+    record: OrderRecord | None,
+    order_id: str,
+    events: Iterable[tuple[ev.OrderEvent, datetime]],
+    *,
+    default_profile: Profile,
+) -> Outcome:
+    """Apply events in order to a copy of `record` (None: nothing known of the order yet).
+
+    Each event comes with the moment it was received, used where the event carries no `time`.
+    """
+    current = record.model_copy(deep=True) if record is not None else OrderRecord(order_id=order_id)
+    outcome = Outcome(current)
+    for event, received_at in events:
+        if _apply_one(outcome, event, received_at, default_profile):
+            _retry_parked(outcome, default_profile)
+    return outcome
+
+
+def _apply_one(
+    outcome: Outcome, event: ev.OrderEvent, received_at: datetime, default_profile: Profile
+) -> bool:
+    """Apply one event; True when it changed the order (so parked events may now apply)."""
+    record = outcome.record
+    if event.id in record.applied:
+        return False
+    record.applied.add(event.id)
+    at = event.time or received_at
+    if record.deleted:
+        outcome.emitted.append(_rejected(record.order_id, event, at, "the order was deleted"))
+        return False
+    order = record.order
+    if order is None and not isinstance(event, ev.OrderCreated):
+        record.parked.append(ParkedEvent(event=event, received_at=received_at))
+        return False
+    if order is not None:
+        stale = _stale(order, event)
+        if stale is not None:
+            outcome.emitted.append(stale)
+            return False
+    before = _states(order)
+    try:
+        actor = _handle(record, event, default_profile)
+    except Missing:
+        record.parked.append(ParkedEvent(event=event, received_at=received_at))
+        return False
+    except Refused as refusal:
+        outcome.emitted.append(_rejected(record.order_id, event, at, str(refusal)))
+        return False
+    if record.deleted:
+        outcome.emitted.append(_deleted(record.order_id, event, at))
+        return True
+    order = record.order
+    assert order is not None  # every handler but delete leaves an order
+    _versioned(order, event).advance(event.sequence, event.time)
+    outcome.emitted.extend(_changes(order, before, event, at, actor))
+    outcome.emitted.extend(_fallout_emitted(order, event, at))
+    return True
+
+
+def _retry_parked(outcome: Outcome, default_profile: Profile) -> None:
+    """Apply parked events that the last change made applicable, until none of them moves."""
+    record = outcome.record
+    progress = True
+    while progress and record.parked:
+        waiting, record.parked = record.parked, []
+        for parked in waiting:
+            # Its id was recorded when it was parked; forget it so it is applied now, once.
+            record.applied.discard(parked.event.id)
+            _apply_one(outcome, parked.event, parked.received_at, default_profile)
+        progress = len(record.parked) < len(waiting)
+
+
+def expire_parked(
+    record: OrderRecord, older_than: datetime
+) -> tuple[OrderRecord, list[ParkedEvent]]:
+    """Split off events parked before `older_than`: their order never arrived."""
+    kept = [parked for parked in record.parked if parked.received_at >= older_than]
+    expired = [parked for parked in record.parked if parked.received_at < older_than]
+    return record.model_copy(update={"parked": kept}), expired
+
+
+# --- guards ------------------------------------------------------------------------------------
+
+
+def _versioned(order: Order, event: ev.OrderEvent) -> Versioned:
+    """The entity whose source version the event carries (task, work order, else the order)."""
+    data = event.data
+    if isinstance(
+        data,
+        ev.TaskUpdatedData
+        | ev.FalloutRaisedData
+        | ev.FalloutResolvedData
+        | ev.FalloutReassignedData
+        | ev.TaskCreatedData,
+    ):
+        task = order.tasks.get(data.task_id)
+        if task is not None:
+            return task
+    if isinstance(data, ev.WorkOrderUpdatedData | ev.WorkOrderCreatedData):
+        work_order = order.work_orders.get(data.work_order_id)
+        if work_order is not None:
+            return work_order
+    return order
+
+
+def _stale(order: Order, event: ev.OrderEvent) -> Emitted | None:
+    if isinstance(event, ev.TaskCreated | ev.WorkOrderCreated | ev.OrderCreated):
+        return None  # nothing applied yet that a creation could be older than
+    entity = _versioned(order, event)
+    if not entity.is_stale(event.sequence, event.time):
+        return None
+    kind: Literal["order", "work_order", "task"]
+    if isinstance(entity, Task):
+        kind, entity_id = "task", entity.task_id
+    elif isinstance(entity, WorkOrder):
+        kind, entity_id = "work_order", entity.work_order_id
+    else:
+        kind, entity_id = "order", order.order_id
+    data = out.UpdateStaleData(
+        order_id=order.order_id,
+        entity=kind,
+        id=entity_id,
+        sequence=event.sequence,
+        applied_sequence=entity.sequence,
+        caused_by=event.id,
+    )
+    stale = out.UpdateStale(
+        id=output_id(event.id, "update.stale", entity_id),
+        subject=entity_id,
+        time=event.time,
+        data=data,
+    )
+    return Emitted(Stream.OPS, order.order_id, stale)
+
+
+# --- handlers: each checks everything before it changes anything, so a refusal changes nothing ---
+
+Actor = tuple[str | None, str | None]
+"""Who asked for a change and why, carried onto the change events of commands."""
+_NO_ACTOR: Final[Actor] = (None, None)
+
+
+def _require_order(record: OrderRecord) -> Order:
+    assert record.order is not None
+    return record.order
+
+
+def _create_order(record: OrderRecord, event: ev.OrderCreated, default: Profile) -> Actor:
+    if record.order is not None:
+        raise Refused(f"order {record.order_id} already exists")
+    data = event.data
+    order = Order(
+        order_id=data.order_id,
+        profile=data.profile or default,
+        state=data.state,
+        account_id=data.account_id,
+    )
+    for line_item in data.line_items:
+        _check_new_line_item(order, line_item)
+        _add_line_item(order, line_item)
+    record.order = order
+    _refresh(order)
+    return _NO_ACTOR
+
+
+def _check_new_line_item(order: Order, line_item: ev.NewLineItem) -> None:
+    if line_item.line_item_id in order.line_items:
+        raise Refused(f"line item {line_item.line_item_id} already exists")
+    for work_order in line_item.work_orders:
+        _check_new_work_order(order, work_order.work_order_id, work_order.state)
+        for task in work_order.tasks:
+            if task.task_id in order.tasks:
+                raise Refused(f"task {task.task_id} already exists")
+
+
+def _check_new_work_order(order: Order, work_order_id: str, state: WorkOrderState) -> None:
+    if work_order_id in order.work_orders:
+        raise Refused(f"work order {work_order_id} already exists")
+    if state is WorkOrderState.FAILED and order.profile is not Profile.TMF:
+        raise Refused("work order state failed exists only in the tmf profile")
+
+
+def _add_line_item(order: Order, line_item: ev.NewLineItem) -> None:
+    order.line_items[line_item.line_item_id] = LineItem(
+        line_item_id=line_item.line_item_id,
+        action=line_item.action,
+        state=_lifecycle_of_new_line_item(order),
+        service_id=line_item.service_id,
+        product_id=line_item.product_id,
+        location_id=line_item.location_id,
+        term=line_item.term,
+        work_order_ids=[work_order.work_order_id for work_order in line_item.work_orders],
+    )
+    for work_order in line_item.work_orders:
+        order.work_orders[work_order.work_order_id] = WorkOrder(
+            work_order_id=work_order.work_order_id,
+            line_item_id=line_item.line_item_id,
+            kind=work_order.kind,
+            state=work_order.state,
+            task_ids=[task.task_id for task in work_order.tasks],
+        )
+        for task in work_order.tasks:
+            order.tasks[task.task_id] = Task(
+                task_id=task.task_id, work_order_id=work_order.work_order_id, state=task.state
+            )
+
+
+def _lifecycle_of_new_line_item(order: Order) -> OrderState:
+    lifecycle = (OrderState.DRAFT, OrderState.NEW, OrderState.ACKNOWLEDGED)
+    return order.state if order.state in lifecycle else OrderState.ACKNOWLEDGED
+
+
+def _refuse_when_final(order: Order) -> None:
+    # Seed 003 rule 3: once final, no line item may be added or deleted.
+    if order_is_final(order.state):
+        raise Refused(f"order is {order.state}: no line item may be added or removed once final")
+
+
+def _add_line_item_event(record: OrderRecord, event: ev.LineItemAdded) -> Actor:
+    order = _require_order(record)
+    _refuse_when_final(order)
+    _check_new_line_item(order, event.data.line_item)
+    _add_line_item(order, event.data.line_item)
+    _refresh(order)
+    return _NO_ACTOR
+
+
+def _remove_line_item(record: OrderRecord, event: ev.LineItemRemoved) -> Actor:
+    order = _require_order(record)
+    _refuse_when_final(order)
+    line_item = order.line_items.get(event.data.line_item_id)
+    if line_item is None:
+        raise Refused(f"unknown line item {event.data.line_item_id}")
+    for work_order_id in line_item.work_order_ids:
+        for task_id in order.work_orders.pop(work_order_id).task_ids:
+            del order.tasks[task_id]
+    del order.line_items[line_item.line_item_id]
+    _refresh(order)
+    return _NO_ACTOR
+
+
+def _create_work_order(record: OrderRecord, event: ev.WorkOrderCreated) -> Actor:
+    order = _require_order(record)
+    data = event.data
+    line_item = order.line_items.get(data.line_item_id)
+    if line_item is None:
+        raise Missing(f"unknown line item {data.line_item_id}")
+    if order_is_final(line_item.state):
+        raise Refused(f"line item {data.line_item_id} is {line_item.state}")
+    _check_new_work_order(order, data.work_order_id, data.state)
+    order.work_orders[data.work_order_id] = WorkOrder(
+        work_order_id=data.work_order_id,
+        line_item_id=data.line_item_id,
+        kind=data.kind,
+        state=data.state,
+    )
+    line_item.work_order_ids.append(data.work_order_id)
+    _refresh(order)
+    return _NO_ACTOR
+
+
+def _update_work_order(record: OrderRecord, event: ev.WorkOrderUpdated) -> Actor:
+    order = _require_order(record)
+    data = event.data
+    work_order = order.work_orders.get(data.work_order_id)
+    if work_order is None:
+        raise Missing(f"unknown work order {data.work_order_id}")
+    if data.state is work_order.state:
+        return _NO_ACTOR
+    if data.state is WorkOrderState.FAILED and order.profile is not Profile.TMF:
+        raise Refused("work order state failed exists only in the tmf profile")
+    if data.state not in WORK_ORDER_MOVES[work_order.state]:
+        raise Refused(
+            f"work order {work_order.work_order_id} cannot move from {work_order.state} to "
+            f"{data.state}"
+        )
+    work_order.state = data.state
+    if data.state is WorkOrderState.CANCELED:
+        _cancel_tasks(order, work_order)
+    _refresh(order)
+    return _NO_ACTOR
+
+
+def _cancel_tasks(order: Order, work_order: WorkOrder) -> None:
+    for task_id in work_order.task_ids:
+        task = order.tasks[task_id]
+        if not task_is_final(task.state):
+            task.state = TaskState.CANCELED
+
+
+def _create_task(record: OrderRecord, event: ev.TaskCreated) -> Actor:
+    order = _require_order(record)
+    data = event.data
+    work_order = order.work_orders.get(data.work_order_id)
+    if work_order is None:
+        raise Missing(f"unknown work order {data.work_order_id}")
+    if work_order_is_final(work_order.state):
+        raise Refused(f"work order {data.work_order_id} is {work_order.state}")
+    if data.task_id in order.tasks:
+        raise Refused(f"task {data.task_id} already exists")
+    order.tasks[data.task_id] = Task(
+        task_id=data.task_id, work_order_id=data.work_order_id, state=data.state
+    )
+    work_order.task_ids.append(data.task_id)
+    _refresh(order)
+    return _NO_ACTOR
+
+
+def _known_task(order: Order, task_id: str) -> Task:
+    task = order.tasks.get(task_id)
+    if task is None:
+        raise Missing(f"unknown task {task_id}")
+    return task
+
+
+def _move_task(task: Task, state: TaskState) -> None:
+    if state is not task.state and state not in TASK_MOVES[task.state]:
+        raise Refused(f"task {task.task_id} cannot move from {task.state} to {state}")
+
+
+def _update_task(record: OrderRecord, event: ev.TaskUpdated) -> Actor:
+    order = _require_order(record)
+    task = _known_task(order, event.data.task_id)
+    _move_task(task, event.data.state)
+    task.state = event.data.state
+    _refresh(order)
+    return _NO_ACTOR
+
+
+def _raise_fallout(record: OrderRecord, event: ev.FalloutRaised) -> Actor:
+    order = _require_order(record)
+    data = event.data
+    task = _known_task(order, data.task_id)
+    if data.fallout_id in task.fallouts:
+        raise Refused(f"fallout {data.fallout_id} already exists")
+    _move_task(task, TaskState.ON_HOLD)
+    task.fallouts[data.fallout_id] = Fallout(
+        fallout_id=data.fallout_id,
+        category=data.category,
+        reason=data.reason,
+        assigned_group=data.assigned_group,
+    )
+    task.state = TaskState.ON_HOLD
+    _refresh(order)
+    return _NO_ACTOR
+
+
+def _open_fallout(order: Order, task_id: str, fallout_id: str) -> tuple[Task, Fallout]:
+    task = _known_task(order, task_id)
+    fallout = task.fallouts.get(fallout_id)
+    if fallout is None:
+        raise Refused(f"unknown fallout {fallout_id} on task {task_id}")
+    if not fallout.open:
+        raise Refused(f"fallout {fallout_id} is already resolved")
+    return task, fallout
+
+
+def _resolve_fallout(record: OrderRecord, event: ev.FalloutResolved) -> Actor:
+    order = _require_order(record)
+    task, fallout = _open_fallout(order, event.data.task_id, event.data.fallout_id)
+    fallout.open = False
+    # The task stays on hold while another fallout on it is still open.
+    if task.state is TaskState.ON_HOLD and not any(f.open for f in task.fallouts.values()):
+        task.state = TaskState.RESOLVED
+    _refresh(order)
+    return _NO_ACTOR
+
+
+def _reassign_fallout(record: OrderRecord, event: ev.FalloutReassigned) -> Actor:
+    order = _require_order(record)
+    _, fallout = _open_fallout(order, event.data.task_id, event.data.fallout_id)
+    fallout.assigned_group = event.data.assigned_group
+    return _NO_ACTOR
+
+
+# --- order lifecycle commands --------------------------------------------------------------------
+
+_O = OrderState
+_WORKABLE: Final = frozenset({_O.NEW, _O.ACKNOWLEDGED, _O.IN_PROGRESS})
+"""Where hold, information request and revision may start: submitted, not final, not overlaid."""
+
+
+def _enter_overlay(order: Order, overlay: OrderState) -> None:
+    order.held_states.append(order.state)
+    order.state = overlay
+
+
+def _leave_overlay(order: Order) -> None:
+    order.state = order.held_states.pop()
+    _refresh(order)  # the rollup the overlay held takes over again
+
+
+def _cancel_all(order: Order) -> None:
+    for work_order in order.work_orders.values():
+        if not work_order_is_final(work_order.state):
+            work_order.state = WorkOrderState.CANCELED
+            _cancel_tasks(order, work_order)
+
+
+def _approve_cancellation(order: Order) -> None:
+    # Work orders not yet started are canceled at once; started ones are asked to wind down.
+    for work_order in order.work_orders.values():
+        state_class = WORK_ORDER_CLASS[work_order.state]
+        if state_class is StateClass.NOT_STARTED:
+            work_order.state = WorkOrderState.CANCELED
+            _cancel_tasks(order, work_order)
+        elif state_class in (StateClass.ACTIVE, StateClass.BLOCKED):
+            work_order.state = WorkOrderState.CANCELLATION_IN_PROGRESS
+    order.held_states.clear()
+    order.state = _O.CANCELLATION_IN_PROGRESS
+    _refresh(order)
+
+
+@dataclass(frozen=True, slots=True)
+class Command:
+    """One order lifecycle command: the states it may be given in, and what it does."""
+
+    allowed_from: frozenset[OrderState]
+    act: Callable[[Order], None]
+
+
+def _to(state: OrderState) -> Callable[[Order], None]:
+    def move(order: Order) -> None:
+        order.state = state
+        _refresh(order)
+
+    return move
+
+
+def _overlay(state: OrderState) -> Callable[[Order], None]:
+    return lambda order: _enter_overlay(order, state)
+
+
+def _reject(order: Order) -> None:
+    _cancel_all(order)
+    order.state = _O.REJECTED
+    _refresh(order)
+
+
+def _cancel(order: Order) -> None:
+    _cancel_all(order)
+    order.held_states.clear()
+    order.state = _O.CANCELED
+    _refresh(order)
+
+
+_NON_FINAL: Final = frozenset(state for state in OrderState if not order_is_final(state))
+
+COMMANDS: Final[dict[str, Command]] = {
+    "order.submitted": Command(frozenset({_O.DRAFT}), _to(_O.NEW)),
+    "order.approved": Command(frozenset({_O.NEW}), _to(_O.ACKNOWLEDGED)),
+    "order.rejected": Command(frozenset({_O.NEW}), _reject),
+    "order.hold.requested": Command(_WORKABLE, _overlay(_O.ON_HOLD)),
+    "order.resumed": Command(frozenset({_O.ON_HOLD}), _leave_overlay),
+    "order.information.requested": Command(_WORKABLE, _overlay(_O.AWAITING_INFORMATION)),
+    "order.information.received": Command(frozenset({_O.AWAITING_INFORMATION}), _leave_overlay),
+    "order.revision.started": Command(_WORKABLE, _overlay(_O.REVISION_IN_PROGRESS)),
+    "order.revision.completed": Command(frozenset({_O.REVISION_IN_PROGRESS}), _leave_overlay),
+    # A cancellation may be requested over another overlay (an order on hold); denial restores it.
+    "order.cancellation.requested": Command(
+        _NON_FINAL - {_O.DRAFT, _O.ASSESSING_CANCELLATION, _O.CANCELLATION_IN_PROGRESS},
+        _overlay(_O.ASSESSING_CANCELLATION),
+    ),
+    "order.cancellation.approved": Command(
+        frozenset({_O.ASSESSING_CANCELLATION}), _approve_cancellation
+    ),
+    "order.cancellation.denied": Command(frozenset({_O.ASSESSING_CANCELLATION}), _leave_overlay),
+    "order.canceled": Command(_NON_FINAL, _cancel),
+}
+"""Every lifecycle command but delete and manual state change, as data: one place to audit them."""
+
+
+def _command(record: OrderRecord, event: ev.OrderCommand) -> Actor:
+    order = _require_order(record)
+    actor = (event.data.actor, event.data.reason)
+    if event.type == "order.deleted":
+        if order.state is not _O.DRAFT:
+            raise Refused(f"only a draft order may be deleted; the order is {order.state}")
+        record.deleted = True
+        return actor
+    if event.type == "order.canceled" and order.profile is Profile.PSA and order.state is _O.DRAFT:
+        # Seed 000: a draft service order cannot be canceled; it may be deleted instead.
+        raise Refused("a draft order cannot be canceled in the psa profile; delete it instead")
+    command = COMMANDS[event.type]
+    if order.state not in command.allowed_from:
+        raise Refused(f"{event.type} is not allowed when the order is {order.state}")
+    command.act(order)
+    return actor
+
+
+def _set_state(record: OrderRecord, event: ev.OrderStateSet) -> Actor:
+    """PSA: "you can change the status manually at any time", to any non-final state."""
+    order = _require_order(record)
+    target = event.data.state
+    if order_is_final(order.state):
+        raise Refused(f"the order is {order.state}, a final state: it never reopens")
+    if order_is_final(target):
+        raise Refused(f"{target} is final: reach it by its command or by the work orders")
+    if target is _O.SCHEDULED:
+        raise Refused("scheduled is a line item state")
+    if target in ORDER_OVERLAYS:
+        if order.state not in ORDER_OVERLAYS:
+            order.held_states.append(order.state)
+    else:
+        order.held_states.clear()
+    order.state = target
+    return event.data.actor, event.data.reason
+
+
+def _handle(record: OrderRecord, event: ev.OrderEvent, default_profile: Profile) -> Actor:
+    """Dispatch on the event's type; every handler refuses before it changes anything."""
+    match event:
+        case ev.OrderCreated():
+            return _create_order(record, event, default_profile)
+        case ev.LineItemAdded():
+            return _add_line_item_event(record, event)
+        case ev.LineItemRemoved():
+            return _remove_line_item(record, event)
+        case ev.OrderCommand():
+            return _command(record, event)
+        case ev.OrderStateSet():
+            return _set_state(record, event)
+        case ev.WorkOrderCreated():
+            return _create_work_order(record, event)
+        case ev.WorkOrderUpdated():
+            return _update_work_order(record, event)
+        case ev.TaskCreated():
+            return _create_task(record, event)
+        case ev.TaskUpdated():
+            return _update_task(record, event)
+        case ev.FalloutRaised():
+            return _raise_fallout(record, event)
+        case ev.FalloutResolved():
+            return _resolve_fallout(record, event)
+        case ev.FalloutReassigned():
+            return _reassign_fallout(record, event)
+
+
+# --- recomputing parents -------------------------------------------------------------------------
+
+
+def _refresh(order: Order) -> None:
+    """Re-derive every work order, line item and the order from the current children."""
+    for work_order in order.work_orders.values():
+        _refresh_work_order(order, work_order)
+    for line_item in order.line_items.values():
+        line_item.state = _line_item_state(order, line_item)
+    order.state = _order_state(order)
+
+
+def _refresh_work_order(order: Order, work_order: WorkOrder) -> None:
+    if work_order_is_final(work_order.state) or not work_order.task_ids:
+        return
+    derived = work_order_from_tasks([order.tasks[task_id].state for task_id in work_order.task_ids])
+    if derived is None or derived is work_order.state:
+        return
+    if work_order.state is WorkOrderState.CANCELLATION_IN_PROGRESS and not work_order_is_final(
+        derived
+    ):
+        return  # it stays there until every task has ended
+    # Decision: a derived state the work order cannot legally move to (back to scheduled after it
+    # was reported in progress) leaves it where it is.
+    if derived in WORK_ORDER_MOVES[work_order.state]:
+        work_order.state = derived
+
+
+def _work_order_states(order: Order, work_order_ids: Iterable[str]) -> list[WorkOrderState]:
+    return [order.work_orders[work_order_id].state for work_order_id in work_order_ids]
+
+
+def _has_tasks(order: Order, work_order_ids: Iterable[str]) -> bool:
+    return any(order.work_orders[work_order_id].task_ids for work_order_id in work_order_ids)
+
+
+def _order_state(order: Order) -> OrderState:
+    # Final states are absorbing; overlays hold the rollup; a draft is still being captured, so its
+    # children are recorded but it leaves draft only when submitted (then the rollup applies).
+    if order_is_final(order.state) or order.state in ORDER_OVERLAYS or order.state is _O.DRAFT:
+        return order.state
+    opinion = parent_from_work_orders(
+        order.profile,
+        [work_order.state for work_order in order.work_orders.values()],
+        has_tasks=bool(order.tasks),
+    )
+    if order.state is _O.CANCELLATION_IN_PROGRESS:
+        # It ends when every work order is final: then the rollup decides canceled or completed.
+        if opinion is not None and order_is_final(opinion):
+            return opinion
+        return _O.CANCELED if not order.work_orders else order.state
+    return order.state if opinion is None else opinion
+
+
+def _line_item_state(order: Order, line_item: LineItem) -> OrderState:
+    """Line items roll up from their own work orders like the order; without fulfillment progress
+    they follow the order's lifecycle (draft, new, acknowledged, rejected, final)."""
+    if order_is_final(line_item.state):
+        return line_item.state
+    if order.state is _O.DRAFT:
+        return _O.DRAFT
+    opinion = parent_from_work_orders(
+        order.profile,
+        _work_order_states(order, line_item.work_order_ids),
+        has_tasks=_has_tasks(order, line_item.work_order_ids),
+    )
+    if opinion is not None:
+        return opinion
+    if (
+        order.state is _O.ACKNOWLEDGED
+        and line_item.work_order_ids
+        and all(
+            order.work_orders[work_order_id].state is WorkOrderState.SCHEDULED
+            for work_order_id in line_item.work_order_ids
+        )
+    ):
+        return _O.SCHEDULED  # seed 001: validated and queued for fulfillment
+    if order.state in (_O.DRAFT, _O.NEW, _O.ACKNOWLEDGED) or order_is_final(order.state):
+        return order.state
+    return line_item.state
+
+
+# --- what to publish -----------------------------------------------------------------------------
+
+EntityKind = Literal["task", "work_order", "line_item", "order"]
+States = dict[tuple[EntityKind, str], str]
+
+
+def _entity_states(order: Order) -> Iterable[tuple[EntityKind, str, str]]:
+    """Every entity's (kind, id, state), children before parents."""
+    for task_id, task in order.tasks.items():
+        yield "task", task_id, task.state
+    for work_order_id, work_order in order.work_orders.items():
+        yield "work_order", work_order_id, work_order.state
+    for line_item_id, line_item in order.line_items.items():
+        yield "line_item", line_item_id, line_item.state
+    yield "order", order.order_id, order.state
+
+
+def _states(order: Order | None) -> States:
+    if order is None:
+        return {}
+    return {(kind, entity_id): state for kind, entity_id, state in _entity_states(order)}
+
+
+_CHANGE_EVENTS: Final[
+    dict[EntityKind, tuple[type[out.StatusEvent], str | None, dict[str, Labels]]]
+] = {
+    "task": (out.TaskStateChanged, "task_id", TASK_LABELS),  # type: ignore[dict-item]
+    "work_order": (out.WorkOrderStateChanged, "work_order_id", WORK_ORDER_LABELS),  # type: ignore[dict-item]
+    "line_item": (out.LineItemStateChanged, "line_item_id", ORDER_LABELS),  # type: ignore[dict-item]
+    "order": (out.OrderStateChanged, None, ORDER_LABELS),  # type: ignore[dict-item]
+}
+
+
+def _changes(
+    order: Order, before: States, cause: ev.OrderEvent, at: datetime, actor: Actor
+) -> list[Emitted]:
+    """One event per entity whose state changed, child before parent."""
+    emitted: list[Emitted] = []
+    for kind, entity_id, state in _entity_states(order):
+        previous = before.get((kind, entity_id))
+        if previous == state:
+            continue
+        event_type, id_field, labels = _CHANGE_EVENTS[kind]
+        data = {
+            "order_id": order.order_id,
+            "previous": previous,
+            "state": state,
+            "labels": labels[state]._asdict(),
+            "caused_by": cause.id,
+            "at": at,
+            "actor": actor[0],
+            "reason": actor[1],
+        }
+        if id_field is not None:
+            data[id_field] = entity_id
+        event = event_type.model_validate(
+            {
+                "id": output_id(cause.id, kind, entity_id),
+                "subject": entity_id,
+                "time": at,
+                "data": data,
+            }
+        )
+        emitted.append(Emitted(Stream.STATUS, order.order_id, event))
+    return emitted
+
+
+def _fallout_emitted(order: Order, cause: ev.OrderEvent, at: datetime) -> list[Emitted]:
+    data = cause.data
+    if not isinstance(
+        data, ev.FalloutRaisedData | ev.FalloutResolvedData | ev.FalloutReassignedData
+    ):
+        return []
+    fallout = order.tasks[data.task_id].fallouts[data.fallout_id]
+    kind = {
+        ev.FalloutRaisedData: "fallout.raised",
+        ev.FalloutResolvedData: "fallout.resolved",
+        ev.FalloutReassignedData: "fallout.reassigned",
+    }[type(data)]
+    event = out.FalloutEvent(
+        id=output_id(cause.id, kind, data.fallout_id),
+        type=kind,
+        subject=data.fallout_id,
+        time=at,
+        data=out.FalloutData(
+            order_id=order.order_id,
+            task_id=data.task_id,
+            fallout_id=data.fallout_id,
+            category=fallout.category,
+            reason=fallout.reason,
+            assigned_group=fallout.assigned_group,
+            resolution=data.resolution if isinstance(data, ev.FalloutResolvedData) else None,
+            caused_by=cause.id,
+            at=at,
+        ),
+    )
+    return [Emitted(Stream.OPS, order.order_id, event)]
+
+
+def _rejected(order_id: str, cause: ev.OrderEvent, at: datetime, reason: str) -> Emitted:
+    event = out.CommandRejected(
+        id=output_id(cause.id, "command.rejected", order_id),
+        subject=order_id,
+        time=at,
+        data=out.CommandRejectedData(
+            order_id=order_id, command=cause.type, reason=reason, caused_by=cause.id, at=at
+        ),
+    )
+    return Emitted(Stream.OPS, order_id, event)
+
+
+def _deleted(order_id: str, cause: ev.OrderEvent, at: datetime) -> Emitted:
+    assert isinstance(cause.data, ev.CommandData)
+    event = out.OrderDeleted(
+        id=output_id(cause.id, "order.deleted", order_id),
+        subject=order_id,
+        time=at,
+        data=out.OrderDeletedData(
+            order_id=order_id,
+            actor=cause.data.actor,
+            reason=cause.data.reason,
+            caused_by=cause.id,
+            at=at,
+        ),
+    )
+    return Emitted(Stream.STATUS, order_id, event)
