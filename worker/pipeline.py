@@ -131,6 +131,8 @@ class Pipeline:
         self._topics = {
             rules.Stream.STATUS: settings.topics.order_status,
             rules.Stream.OPS: settings.topics.ops,
+            rules.Stream.SERVICE_ACTIONS: settings.topics.service_actions,
+            rules.Stream.SERVICE_STATUS: settings.topics.service_status,
         }
 
     async def process(self, records: Sequence[Record]) -> BatchReport:

@@ -19,6 +19,8 @@ class Topics(BaseModel):
     service_status: str = "fulfillment.service-status.v1"
     ops: str = "fulfillment.ops.v1"
     dead_letter: str = "fulfillment.dead-letter.v1"
+    # Internal: the order stage tells the service stage what line items did, keyed by service id.
+    service_actions: str = "fulfillment.service-actions.v1"
 
     @property
     def inbound(self) -> tuple[str, str, str]:

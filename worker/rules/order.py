@@ -16,6 +16,7 @@ from typing import Final, Literal
 
 from schemas import inbound as ev
 from schemas import outbound as out
+from schemas.internal import ServiceAction, ServiceActionData
 from worker.rules.labels import ORDER_LABELS, TASK_LABELS, WORK_ORDER_LABELS, Labels
 from worker.rules.rollup import parent_from_work_orders, work_order_from_tasks
 from worker.rules.snapshot import (
@@ -47,17 +48,19 @@ _OUTPUT_NAMESPACE: Final = uuid.UUID("6f1c1d1e-5a0b-4c8e-9a35-0d1b7e3c2a10")
 
 
 class Stream(StrEnum):
-    """Which outbound topic an emitted event belongs on; the shell maps these to topic names."""
+    """Which topic an emitted event belongs on; the shell maps these to topic names."""
 
     STATUS = "status"
     OPS = "ops"
+    SERVICE_ACTIONS = "service_actions"  # internal: the order stage to the service stage
+    SERVICE_STATUS = "service_status"
 
 
 @dataclass(frozen=True, slots=True)
 class Emitted:
     stream: Stream
     key: str
-    event: out.StatusEvent | out.OpsEvent
+    event: out.StatusEvent | out.OpsEvent | out.ServiceStatusEvent | ServiceAction
 
 
 @dataclass(slots=True)
@@ -121,6 +124,7 @@ def _apply_one(
             outcome.emitted.append(stale)
             return False
     before = _states(order)
+    line_items_before = dict(order.line_items) if order is not None else {}
     try:
         actor = _handle(record, event, default_profile)
     except Missing:
@@ -137,6 +141,7 @@ def _apply_one(
     _versioned(order, event).advance(event.sequence, event.time)
     outcome.emitted.extend(_changes(order, before, event, at, actor))
     outcome.emitted.extend(_fallout_emitted(order, event, at))
+    outcome.emitted.extend(_service_actions(order, before, line_items_before, event, at))
     return True
 
 
@@ -798,6 +803,65 @@ def _fallout_emitted(order: Order, cause: ev.OrderEvent, at: datetime) -> list[E
         ),
     )
     return [Emitted(Stream.OPS, order.order_id, event)]
+
+
+_SERVICE_OUTCOMES: Final[dict[OrderState, Literal["completed", "canceled"]]] = {
+    _O.COMPLETED: "completed",
+    _O.PARTIAL: "completed",  # something was delivered
+    _O.CANCELED: "canceled",
+    _O.REJECTED: "canceled",
+    _O.FAILED: "canceled",
+}
+
+
+def _service_actions(
+    order: Order,
+    before: States,
+    line_items_before: dict[str, LineItem],
+    cause: ev.OrderEvent,
+    at: datetime,
+) -> list[Emitted]:
+    """What each line item did to its service: an `add` creates it; reaching a final state
+    completes or cancels the line item's action, and removing the line item cancels it (the
+    service stage decides what that means for the service's status)."""
+    emitted = []
+    removed = [item for key, item in line_items_before.items() if key not in order.line_items]
+    for line_item in [*order.line_items.values(), *removed]:
+        if line_item.service_id is None:
+            continue
+        previous = before.get(("line_item", line_item.line_item_id))
+        outcome: Literal["created", "completed", "canceled"] | None
+        if line_item in removed:
+            outcome = "canceled"
+        elif previous is None and line_item.action == "add":
+            outcome = "created"
+        elif previous != line_item.state:
+            outcome = _SERVICE_OUTCOMES.get(line_item.state)
+        else:
+            outcome = None
+        if outcome is None:
+            continue
+        data = ServiceActionData(
+            service_id=line_item.service_id,
+            action=line_item.action,
+            outcome=outcome,
+            order_id=order.order_id,
+            line_item_id=line_item.line_item_id,
+            account_id=order.account_id,
+            product_id=line_item.product_id,
+            location_id=line_item.location_id,
+            term=line_item.term,
+            caused_by=cause.id,
+            at=at,
+        )
+        action = ServiceAction(
+            id=output_id(cause.id, f"service.action.{outcome}", line_item.line_item_id),
+            subject=line_item.service_id,
+            time=at,
+            data=data,
+        )
+        emitted.append(Emitted(Stream.SERVICE_ACTIONS, line_item.service_id, action))
+    return emitted
 
 
 def _rejected(order_id: str, cause: ev.OrderEvent, at: datetime, reason: str) -> Emitted:
