@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Literal, TypeVar
 
 from pydantic import AwareDatetime, Field, TypeAdapter, ValidationError
 from pydantic_core import ErrorDetails
@@ -11,6 +11,7 @@ from schemas.envelope import Envelope, Strict
 from schemas.states import OrderState, Profile, TaskState, WorkOrderState
 
 Id = Annotated[str, Field(min_length=1)]
+E = TypeVar("E")
 
 
 Action = Literal["add", "change", "suspend", "resume", "disconnect"]
@@ -239,14 +240,18 @@ class InvalidEvent(ValueError):
     """A record that is not a valid order event; the message names each bad field."""
 
 
-def parse_order_event(raw: bytes | str) -> OrderEvent:
-    """Validate one record's bytes into its order event, or say in one line what is wrong."""
+def validate(adapter: TypeAdapter[E], raw: bytes | str) -> E:
+    """Validate one record's bytes, or say in one line what is wrong, naming each bad field."""
     if not raw:
         raise InvalidEvent("empty record: no CloudEvent")
     try:
-        event = inbound_event.validate_json(raw)
+        return adapter.validate_json(raw)
     except ValidationError as error:
         raise InvalidEvent("; ".join(_reason(issue) for issue in error.errors())) from None
+
+
+def parse_order_event(raw: bytes | str) -> OrderEvent:
+    event = validate(inbound_event, raw)
     if isinstance(event, NonPayEvent):
         raise InvalidEvent(f"{event.type} is a service event: it belongs on the billing topic")
     return event

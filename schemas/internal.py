@@ -4,12 +4,12 @@ service is applied by one consumer in order, whichever instance handled the orde
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import AwareDatetime, Field
+from pydantic import AwareDatetime, Field, TypeAdapter
 
 from schemas.envelope import Envelope, Strict
-from schemas.inbound import Action, Id, Term
+from schemas.inbound import Action, Id, NonPayEvent, Term, validate
 from schemas.outbound import SOURCE
 
 
@@ -44,3 +44,13 @@ class TermEnded(Envelope):
     source: str = SOURCE
     type: Literal["service.term.ended"] = "service.term.ended"
     data: TermEndedData
+
+
+ServiceEvent = ServiceAction | NonPayEvent | TermEnded
+"""What the service stage consumes: line item actions, billing's non-pay events, term ends."""
+
+service_event = TypeAdapter[ServiceEvent](Annotated[ServiceEvent, Field(discriminator="type")])
+
+
+def parse_service_event(raw: bytes | str) -> ServiceEvent:
+    return validate(service_event, raw)

@@ -76,7 +76,8 @@ class FalloutData(Strict):
 
 
 class CommandRejectedData(Strict):
-    order_id: str
+    order_id: str | None
+    service_id: str | None = None  # set for refused service events (billing's non-pay)
     command: str
     reason: str
     caused_by: str
@@ -108,22 +109,44 @@ class ServiceFulfillmentChangedData(Strict):
     caused_by: str
 
 
-class AccountActivityChangedData(Strict):
+class ServiceTermRenewedData(Strict):
+    service_id: str
+    previous_term_end: AwareDatetime
+    term_end: AwareDatetime
+    effective_at: AwareDatetime
+    caused_by: str
+
+
+class ServiceAttributesChangedData(Strict):
+    """A `change` line item completed: the service keeps its status, its attributes changed."""
+
+    service_id: str
+    state: ServiceState
+    product_id: str | None
+    location_id: str | None
+    term_end: AwareDatetime | None
+    order_id: str
+    line_item_id: str
+    effective_at: AwareDatetime
+    caused_by: str
+
+
+class _Activity(Strict):
+    active: bool
+    effective_at: AwareDatetime
+    caused_by: str
+
+
+class AccountActivityChangedData(_Activity):
     account_id: str
-    active: bool
-    caused_by: str
 
 
-class ProductActivityChangedData(Strict):
+class ProductActivityChangedData(_Activity):
     product_id: str
-    active: bool
-    caused_by: str
 
 
-class LocationActivityChangedData(Strict):
+class LocationActivityChangedData(_Activity):
     location_id: str
-    active: bool
-    caused_by: str
 
 
 class _Outbound(Envelope):
@@ -175,6 +198,16 @@ class ServiceFulfillmentChanged(_Outbound):
     data: ServiceFulfillmentChangedData
 
 
+class ServiceTermRenewed(_Outbound):
+    type: Literal["service.term.renewed"] = "service.term.renewed"
+    data: ServiceTermRenewedData
+
+
+class ServiceAttributesChanged(_Outbound):
+    type: Literal["service.attributes.changed"] = "service.attributes.changed"
+    data: ServiceAttributesChangedData
+
+
 class AccountActivityChanged(_Outbound):
     type: Literal["account.activity.changed"] = "account.activity.changed"
     data: AccountActivityChangedData
@@ -200,6 +233,8 @@ StatusEvent = (
 OpsEvent = FalloutEvent | CommandRejected | UpdateStale
 ServiceStatusEvent = (
     ServiceFulfillmentChanged
+    | ServiceTermRenewed
+    | ServiceAttributesChanged
     | AccountActivityChanged
     | ProductActivityChanged
     | LocationActivityChanged

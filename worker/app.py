@@ -6,18 +6,23 @@ from __future__ import annotations
 import asyncio
 import ssl
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 import structlog
 from faststream import AckPolicy, FastStream
 from faststream.kafka import KafkaBroker, KafkaMessage
+from faststream.kafka.subscriber.usecase import BatchSubscriber
 from faststream.security import BaseSecurity, SASLPlaintext, SASLScram256, SASLScram512
 from redis.asyncio import Redis
 
-from schemas.outbound import OpsEvent, StatusEvent
+from schemas.internal import ServiceEvent
+from schemas.outbound import OpsEvent, ServiceStatusEvent, StatusEvent
 from worker.pipeline import BatchReport, Pipeline
+from worker.scheduler import run_scheduler
 from worker.settings import Settings
-from worker.store.orders import OrderStore
+from worker.store.expiry import ExpirySchedule
+from worker.store.snapshots import Stores
 
 log = structlog.get_logger("worker.app")
 
@@ -50,27 +55,46 @@ def create_broker(settings: Settings) -> KafkaBroker:
 
 
 def build_app(
-    settings: Settings, redis: Redis, on_batch: BatchListener | None = None
+    settings: Settings,
+    redis: Redis,
+    on_batch: BatchListener | None = None,
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC),
 ) -> tuple[FastStream, KafkaBroker]:
-    """The worker as a FastStream app; `on_batch` sees every processed batch's report."""
+    """The worker as a FastStream app: the order stage, the service stage and the term-expiry
+    scheduler. `on_batch` sees every processed batch's report; `clock` is the scheduler's now."""
     broker = create_broker(settings)
+    topics = settings.topics
     # Declared so the AsyncAPI document lists what the worker publishes.
     broker.publisher(
-        settings.topics.order_status,
+        topics.order_status,
         title="order-status",
         schema=StatusEvent,
         description="One event per entity whose state changed, child before parent.",
     )
     broker.publisher(
-        settings.topics.ops,
+        topics.service_status,
+        title="service-status",
+        schema=ServiceStatusEvent,
+        description="Service fulfillment status and account, product and location "
+        "activity, for billing.",
+    )
+    broker.publisher(
+        topics.ops,
         title="ops",
         schema=OpsEvent,
         description="Fallout, refused commands and stale updates, for operations.",
     )
     broker.publisher(
-        settings.topics.dead_letter,
+        topics.dead_letter,
         title="dead-letter",
         description="Records that could not be read or validated, bytes untouched.",
+    )
+    broker.publisher(
+        topics.service_actions,
+        title="service-actions (internal)",
+        schema=ServiceEvent,
+        description="The order stage to the service stage, "
+        "keyed by service id; also the expiry scheduler's term ends.",
     )
 
     async def send(
@@ -78,35 +102,70 @@ def build_app(
     ) -> asyncio.Future[Any]:
         return await broker.publish(value, topic, key=key, headers=headers, no_confirm=True)
 
-    pipeline = Pipeline(settings, OrderStore(redis), send)
+    stores = Stores(redis)
+    pipeline = Pipeline(settings, stores, send)
 
-    @broker.subscriber(
-        *settings.topics.inbound,
-        batch=True,
-        group_id=settings.group_id,
-        max_records=settings.batch_max_records,
-        batch_timeout_ms=settings.batch_timeout_ms,
-        auto_offset_reset="earliest",
-        session_timeout_ms=settings.session_timeout_ms,
-        heartbeat_interval_ms=settings.heartbeat_interval_ms,
-        ack_policy=AckPolicy.MANUAL,
-        title="fulfillment-inbound",
+    def batch_subscriber(*names: str, group_id: str, title: str) -> BatchSubscriber:
+        # Offsets are committed by hand (`_finish`), after the batch's outputs are acknowledged.
+        return broker.subscriber(
+            *names,
+            batch=True,
+            group_id=group_id,
+            title=title,
+            max_records=settings.batch_max_records,
+            batch_timeout_ms=settings.batch_timeout_ms,
+            auto_offset_reset="earliest",
+            session_timeout_ms=settings.session_timeout_ms,
+            heartbeat_interval_ms=settings.heartbeat_interval_ms,
+            ack_policy=AckPolicy.MANUAL,
+        )
+
+    @batch_subscriber(*topics.inbound, group_id=settings.group_id, title="fulfillment-inbound")
+    async def consume_orders(message: KafkaMessage) -> None:
+        await _finish(message, await pipeline.process_orders(message.raw_message))
+
+    @batch_subscriber(
+        topics.service_actions,
+        topics.billing,
+        title="services-inbound",
+        group_id=f"{settings.group_id}.services",
     )
-    async def consume(message: KafkaMessage) -> None:
-        report = await pipeline.process(message.raw_message)
+    async def consume_services(message: KafkaMessage) -> None:
+        await _finish(message, await pipeline.process_services(message.raw_message))
+
+    async def _finish(message: KafkaMessage, report: BatchReport) -> None:
         await message.ack()  # commits offsets only now, after every output was acknowledged
         log.debug(
             "batch done",
             records=report.records,
-            orders=report.orders,
+            entities=report.entities,
             published=report.published,
             dead_lettered=report.dead_lettered,
         )
         if on_batch is not None:
             on_batch(report)
 
-    async def close_redis() -> None:
+    scheduler: list[asyncio.Task[None]] = []
+
+    async def start_scheduler() -> None:
+        scheduler.append(
+            asyncio.create_task(
+                run_scheduler(
+                    ExpirySchedule(redis),
+                    send,
+                    topics.service_actions,
+                    clock,
+                    settings.expiry_interval_s,
+                )
+            )
+        )
+
+    async def stop_scheduler_and_redis() -> None:
+        for task in scheduler:
+            task.cancel()
         await redis.aclose()
 
-    app = FastStream(broker, logger=None, on_shutdown=[close_redis])
+    app = FastStream(
+        broker, logger=None, after_startup=[start_scheduler], on_shutdown=[stop_scheduler_and_redis]
+    )
     return app, broker

@@ -11,10 +11,10 @@ from pathlib import Path
 from redis.asyncio import Redis
 
 from worker.logs import configure_logging
-from worker.render import order_tree, timeline_line
+from worker.render import order_tree, service_view, timeline_line
 from worker.settings import Settings
 from worker.simulate import simulate
-from worker.store.orders import OrderStore
+from worker.store.snapshots import Stores
 
 
 async def _run(settings: Settings) -> None:
@@ -24,16 +24,22 @@ async def _run(settings: Settings) -> None:
     await app.run()  # stops on SIGINT/SIGTERM after the batch in hand
 
 
-async def _show(settings: Settings, order_id: str) -> int:
+async def _show(settings: Settings, entity_id: str) -> int:
+    """An order's tree, or a service's status, history and orders."""
     redis = Redis.from_url(settings.redis_url)
     try:
-        record = await OrderStore(redis).get(order_id)
+        stores = Stores(redis)
+        order = await stores.orders.get(entity_id)
+        service = None if order else await stores.services.get(entity_id)
     finally:
         await redis.aclose()
-    if record is None:
-        print(f"no order {order_id} in Redis at {settings.redis_url}", file=sys.stderr)
+    if order is not None:
+        print(order_tree(order))
+    elif service is not None:
+        print(service_view(service))
+    else:
+        print(f"no order or service {entity_id} in Redis at {settings.redis_url}", file=sys.stderr)
         return 1
-    print(order_tree(record))
     return 0
 
 
@@ -68,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
     dev = commands.add_parser("dev", help="run on an embedded broker and Redis with a demo feed")
     dev.add_argument("--once", action="store_true", help="play the demo, print it and exit")
     commands.add_parser("run", help="run the worker against the configured broker and Redis")
-    show = commands.add_parser("show", help="print an order's snapshot from Redis as a tree")
+    show = commands.add_parser("show", help="print an order (as a tree) or a service from Redis")
     show.add_argument("id")
     sim = commands.add_parser("simulate", help="run a JSONL file of CloudEvents through the rules")
     sim.add_argument("file", type=Path)

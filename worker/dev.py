@@ -10,6 +10,7 @@ import signal
 import sys
 from collections.abc import Sequence
 from importlib.resources import files
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -18,18 +19,13 @@ from redis.asyncio import Redis
 from worker.app import build_app
 from worker.embedded import local_broker, local_redis
 from worker.logs import configure_logging
-from worker.render import order_tree, timeline_line
+from worker.render import order_tree, service_view, timeline_line
 from worker.settings import Settings
-from worker.store.orders import OrderStore, order_key, outbox_key
+from worker.store.snapshots import Stores, outbox_key, record_key
 
 DEMO_TIMEOUT_S = 60.0
 # Upstream systems publish minutes apart; pacing the feed keeps the demo's topics from interleaving.
 DEMO_PACE_S = 0.15
-
-
-def demo_events() -> list[dict[str, object]]:
-    text = files("worker.demo").joinpath("scenario.jsonl").read_text()
-    return [json.loads(line) for line in text.splitlines() if line.strip()]
 
 
 async def create_topics(settings: Settings, partitions: int = 4) -> None:
@@ -62,10 +58,48 @@ async def feed(
         await producer.stop()
 
 
-async def print_timeline(settings: Settings, order_ids: set[str], stop: asyncio.Event) -> None:
-    """Print every outbound event until each demo order reached a final state (or `stop`)."""
+class Demo:
+    """The demo scenario's events and the orders and services it touches."""
+
+    def __init__(self) -> None:
+        text = files("worker.demo").joinpath("scenario.jsonl").read_text()
+        self.events: list[dict[str, Any]] = [
+            json.loads(line) for line in text.splitlines() if line.strip()
+        ]
+        self.order_ids = {event["data"]["order_id"] for event in self.events}
+        created = [e["data"] for e in self.events if e["type"] == "order.created"]
+        line_items = [item for order in created for item in order["line_items"]]
+        self.service_ids = {item["service_id"] for item in line_items if item.get("service_id")}
+        self.activity_ids = {f"account:{order['account_id']}" for order in created} | {
+            f"{kind}:{item[kind + '_id']}"
+            for item in line_items
+            for kind in ("product", "location")
+            if item.get(kind + "_id")
+        }
+
+    def keys(self) -> list[str]:
+        kinds = [
+            ("order", self.order_ids),
+            ("service", self.service_ids),
+            ("activity", self.activity_ids),
+        ]
+        return [
+            key
+            for kind, ids in kinds
+            for entity_id in ids
+            for key in (record_key(kind, entity_id), outbox_key(kind, entity_id))
+        ]
+
+
+_FINAL_ORDER_STATES = ("completed", "canceled", "rejected", "partial", "failed")
+
+
+async def print_timeline(settings: Settings, demo: Demo, stop: asyncio.Event) -> None:
+    """Print every outbound event until each demo order reached a final state and each demo
+    service left `new` (or `stop`)."""
     consumer = AIOKafkaConsumer(
         settings.topics.order_status,
+        settings.topics.service_status,
         settings.topics.ops,
         settings.topics.dead_letter,
         bootstrap_servers=settings.bootstrap_servers,
@@ -73,7 +107,7 @@ async def print_timeline(settings: Settings, order_ids: set[str], stop: asyncio.
         auto_offset_reset="earliest",
     )
     await consumer.start()
-    unfinished = set(order_ids)
+    unfinished = demo.order_ids | demo.service_ids
     try:
         while unfinished and not stop.is_set():
             batches = await consumer.getmany(timeout_ms=200)
@@ -84,22 +118,18 @@ async def print_timeline(settings: Settings, order_ids: set[str], stop: asyncio.
                     continue
                 event = json.loads(record.value)
                 print(timeline_line(event), flush=True)
-                if event["type"] == "order.state.changed" and event["data"]["state"] in (
-                    "completed",
-                    "canceled",
-                    "rejected",
-                    "partial",
-                    "failed",
-                ):
-                    unfinished.discard(event["data"]["order_id"])
+                data = event["data"]
+                if event["type"] == "order.state.changed" and data["state"] in _FINAL_ORDER_STATES:
+                    unfinished.discard(data["order_id"])
+                if event["type"] == "service.fulfillment.changed" and data["state"] != "new":
+                    unfinished.discard(data["service_id"])
     finally:
         await consumer.stop()
 
 
 async def run_dev(once: bool) -> int:
     configure_logging("console", os.environ.get("ORDER_STATUS_LOG_LEVEL", "WARNING"))
-    events = demo_events()
-    order_ids = {str(event["data"]["order_id"]) for event in events}  # type: ignore[index]
+    demo = Demo()
     with local_broker() as broker, local_redis(os.environ.get("REDIS_URL")) as redis_url:
         settings = Settings(
             bootstrap_servers=broker.bootstrap_servers,
@@ -111,8 +141,8 @@ async def run_dev(once: bool) -> int:
         )
         print(f"broker {settings.bootstrap_servers}, redis {redis_url}", flush=True)
         redis = Redis.from_url(redis_url)
-        # The demo replays the same order ids every run: start them afresh.
-        await redis.delete(*(key for oid in order_ids for key in (order_key(oid), outbox_key(oid))))
+        # The demo replays the same ids every run: start its orders and services afresh.
+        await redis.delete(*demo.keys())
         await create_topics(settings)
         _, kafka = build_app(settings, redis)
         await kafka.start()
@@ -121,17 +151,20 @@ async def run_dev(once: bool) -> int:
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, stop.set)
         try:
-            timeline = asyncio.create_task(print_timeline(settings, order_ids, stop))
-            await feed(settings, events, DEMO_PACE_S)
+            timeline = asyncio.create_task(print_timeline(settings, demo, stop))
+            await feed(settings, demo.events, DEMO_PACE_S)
             try:
                 await asyncio.wait_for(timeline, DEMO_TIMEOUT_S)
             except TimeoutError:
                 print(f"the demo did not finish within {DEMO_TIMEOUT_S:.0f}s", file=sys.stderr)
                 return 1
-            store = OrderStore(redis)
-            for order_id in sorted(order_ids):
-                record = await store.get(order_id)
+            stores = Stores(redis)
+            for order_id in sorted(demo.order_ids):
+                record = await stores.orders.get(order_id)
                 print(order_tree(record) if record else f"order {order_id}: not in Redis")
+            for service_id in sorted(demo.service_ids):
+                service = await stores.services.get(service_id)
+                print(service_view(service) if service else f"service {service_id}: not in Redis")
             if not once:
                 print(
                     f"worker running; publish to {settings.bootstrap_servers}. Ctrl-C stops.",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from worker.rules.service import ServiceRecord
 from worker.rules.snapshot import Order, OrderRecord
 
 _KINDS = {
@@ -43,6 +44,24 @@ def timeline_line(event: dict[str, Any]) -> str:
         )
     if kind == "order.deleted":
         return f"{moment}  order {data['order_id']} deleted"
+    if kind == "service.fulfillment.changed":
+        previous = data.get("previous") or "-"
+        charging = "active=true" if data["active"] else "active=false"
+        return (
+            f"{moment}  {'service':<10} {data['service_id']:<14} {previous:>24} -> "
+            f"{data['state']:<24} [{data['tmf_state']}, {charging}]"
+        )
+    if kind == "service.term.renewed":
+        return (
+            f"{moment}  service {data['service_id']} renewed: term ends "
+            f"{data['term_end']} (was {data['previous_term_end']})"
+        )
+    if kind == "service.attributes.changed":
+        return f"{moment}  service {data['service_id']} attributes changed by {data['order_id']}"
+    if kind.endswith(".activity.changed"):
+        owner = kind.split(".")[0]
+        state = "active" if data["active"] else "inactive"
+        return f"{moment}  {owner} {data[owner + '_id']} is now {state}"
     return f"{moment}  {kind} {data}"
 
 
@@ -87,3 +106,26 @@ def _work_order_lines(order: Order, work_order_ids: list[str], indent: str) -> l
             branch = "└─" if task_index == len(work_order.task_ids) - 1 else "├─"
             lines.append(f"{task_indent}{branch} task {task_id}  {task.state}{fallouts}")
     return lines
+
+
+def service_view(record: ServiceRecord) -> str:
+    service = record.service
+    if service is None:
+        return f"service {record.service_id}: unknown"
+    term = (
+        f", term ends {service.term.end.isoformat()} ({service.term.renewal})"
+        if service.term
+        else ""
+    )
+    lines = [
+        f"service {service.service_id}  {service.state}  (account {service.account_id}, "
+        f"product {service.product_id}, location {service.location_id}{term})",
+        f"  orders: {', '.join(service.orders) or '-'}",
+        "  history:",
+    ]
+    lines.extend(
+        f"    {change.at.isoformat()}  {change.previous or '-'} -> {change.state}"
+        f"  ({change.order_id or 'billing or term'}, {change.caused_by})"
+        for change in service.history
+    )
+    return "\n".join(lines)

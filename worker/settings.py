@@ -74,5 +74,9 @@ class Settings(BaseSettings):
     session_timeout_ms: int = Field(default=10_000, gt=0)
     heartbeat_interval_ms: int = Field(default=3_000, gt=0)
 
+    expiry_interval_s: float = Field(
+        default=30.0, gt=0, description="How often term ends are checked."
+    )
+
     log_format: Literal["json", "console"] = "json"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"

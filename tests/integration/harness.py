@@ -29,6 +29,10 @@ class RunningWorker:
     settings: Settings
     reports: list[BatchReport] = field(default_factory=list)
 
+    def records(self, stage: str) -> int:
+        """How many records the stage has processed so far."""
+        return sum(report.records for report in self.reports if report.stage == stage)
+
 
 @contextlib.asynccontextmanager
 async def running_worker(settings: Settings) -> AsyncIterator[RunningWorker]:

@@ -22,9 +22,14 @@ def test_dev_once_plays_the_demo_to_completed_and_exits_0(redis_url: str) -> Non
     )
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
-    timeline = [line for line in lines if " -> " in line]
-    assert "order      O-1001" in timeline[-1]
-    assert timeline[-1].split(" -> ")[1].split()[0] == "completed"
+    order_changes = [line for line in lines if "order      O-1001" in line]
+    assert order_changes[-1].split(" -> ")[1].split()[0] == "completed"
+    service_changes = [line for line in lines if line[10:17] == "service"]
+    assert {line.split()[2] for line in service_changes if "-> in_service" in line} == {
+        "SVC-INTERNET-1",
+        "SVC-ROUTER-1",
+    }
+    assert any("account ACC-7 is now active" in line for line in lines)
     assert any("fallout.raised" in line for line in lines)
     assert any("fallout.resolved" in line for line in lines)
     assert "order O-1001  completed  (profile standard, account ACC-7)" in lines

@@ -18,7 +18,7 @@ from tests.integration.harness import (
     unique,
 )
 from worker.settings import Settings
-from worker.store.orders import OrderStore
+from worker.store.snapshots import Stores
 
 pytestmark = pytest.mark.integration
 
@@ -120,7 +120,7 @@ async def test_an_order_runs_to_completed_through_the_broker_and_redis(
         "tmf": "acknowledged",
     }
 
-    stored = await OrderStore(redis).get(order_id)
+    stored = await Stores(redis).orders.get(order_id)
     assert stored is not None
     assert stored.order is not None
     assert stored.order.state == "completed"
@@ -166,7 +166,7 @@ async def test_offsets_are_committed_after_the_batch_so_a_restart_reprocesses_no
         await consume_until(
             settings, [settings.topics.order_status], _order_reached(order_id, "new")
         )
-    assert sum(report.records for report in first.reports) == 1
+    assert first.records("orders") == 1
 
     admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap_servers)
     await admin.start()
@@ -183,7 +183,7 @@ async def test_offsets_are_committed_after_the_batch_so_a_restart_reprocesses_no
         await consume_until(
             settings, [settings.topics.order_status], _order_reached(order_two, "new")
         )
-    assert sum(report.records for report in second.reports) == 1  # only the new record
+    assert second.records("orders") == 1  # only the new record
 
 
 async def test_the_same_event_delivered_twice_changes_nothing_the_second_time(

@@ -1,0 +1,364 @@
+"""Service fulfillment status (DOMAIN.md, seed 004): what line items, billing and the calendar do to
+a customer's service, and when an account, product or location is active.
+
+Pure like the order rules: the current record and events in, the new record and events out.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Final, Literal
+
+from pydantic import AwareDatetime, BaseModel, Field
+
+from schemas import outbound as out
+from schemas.inbound import NonPayEvent, Term
+from schemas.internal import ServiceAction, ServiceEvent, TermEnded
+from worker.rules.order import Emitted, Refused, Stream, output_id
+from worker.rules.states import (
+    SERVICE_MOVES,
+    TMF638_STATE,
+    ServiceState,
+    service_is_active,
+    service_is_final,
+)
+
+_S = ServiceState
+
+
+class StatusChange(BaseModel):
+    previous: ServiceState | None
+    state: ServiceState
+    at: AwareDatetime
+    caused_by: str
+    order_id: str | None = None
+
+
+class Service(BaseModel):
+    service_id: str
+    state: ServiceState
+    account_id: str | None = None
+    product_id: str | None = None
+    location_id: str | None = None
+    term: Term | None = None
+    order_id: str | None = None
+    line_item_id: str | None = None
+    orders: list[str] = []
+    history: list[StatusChange] = []
+
+
+class ServiceRecord(BaseModel):
+    service_id: str
+    service: Service | None = None
+    applied: set[str] = Field(default_factory=set)
+
+
+@dataclass(slots=True)
+class ServiceOutcome:
+    record: ServiceRecord
+    emitted: list[Emitted] = field(default_factory=list)
+
+
+# What a completed line item action does to the service (seed 004 and DOMAIN.md).
+COMPLETED_ACTION_STATE: Final[dict[str, ServiceState | None]] = {
+    "add": _S.IN_SERVICE,  # billing starts
+    "disconnect": _S.CANCELED_BY_USER,
+    "suspend": _S.SUSPENDED_FOR_NON_PAY,
+    "resume": _S.IN_SERVICE,
+    "change": None,  # the status stays; the attributes change
+}
+
+# Billing's non-pay events: the state each leads to, from the states it may be sent in.
+NON_PAY: Final[dict[str, tuple[ServiceState, frozenset[ServiceState]]]] = {
+    "service.nonpay.suspended": (_S.SUSPENDED_FOR_NON_PAY, frozenset({_S.IN_SERVICE})),
+    "service.nonpay.restored": (_S.IN_SERVICE, frozenset({_S.SUSPENDED_FOR_NON_PAY})),
+    "service.nonpay.canceled": (
+        _S.CANCELED_FOR_NON_PAY,
+        frozenset({_S.IN_SERVICE, _S.SUSPENDED_FOR_NON_PAY}),
+    ),
+}
+
+
+def apply_service(
+    record: ServiceRecord | None,
+    service_id: str,
+    events: Iterable[tuple[ServiceEvent, datetime]],
+) -> ServiceOutcome:
+    """Apply events in order to a copy of the service's record (None: not seen yet)."""
+    current = (
+        record.model_copy(deep=True) if record is not None else ServiceRecord(service_id=service_id)
+    )
+    outcome = ServiceOutcome(current)
+    for event, received_at in events:
+        if event.id in current.applied:
+            continue
+        current.applied.add(event.id)
+        at = event.time or received_at
+        try:
+            outcome.emitted.extend(_apply_one(current, event, at))
+        except Refused as refusal:
+            outcome.emitted.append(_rejected(current, event, at, str(refusal)))
+    return outcome
+
+
+def _apply_one(record: ServiceRecord, event: ServiceEvent, at: datetime) -> list[Emitted]:
+    if isinstance(event, ServiceAction):
+        return _line_item_action(record, event, at)
+    service = record.service
+    if service is None:
+        raise Refused(f"unknown service {record.service_id}")
+    if isinstance(event, NonPayEvent):
+        target, allowed_from = NON_PAY[event.type]
+        if service.state not in allowed_from:
+            raise Refused(f"{event.type} is not allowed when the service is {service.state}")
+        return [_move(service, target, event.id, at)]
+    return _term_ended(service, event, at)
+
+
+def _line_item_action(record: ServiceRecord, event: ServiceAction, at: datetime) -> list[Emitted]:
+    data = event.data
+    service = record.service
+    if data.outcome == "created":
+        if service is not None:
+            raise Refused(f"service {data.service_id} already exists ({service.state})")
+        record.service = service = Service(
+            service_id=data.service_id,
+            state=_S.NEW,
+            account_id=data.account_id,
+            product_id=data.product_id,
+            location_id=data.location_id,
+            term=data.term,
+        )
+        _attribute_to(service, data.order_id, data.line_item_id)
+        return [_changed(service, None, event.id, at)]
+    if service is None:
+        raise Refused(f"unknown service {data.service_id}: no add line item created it")
+    if data.outcome == "canceled":
+        # Seed 004: canceled before it went into service; a canceled change, suspend, resume or
+        # disconnect leaves the service as it is.
+        if data.action != "add" or service.state is not _S.NEW:
+            return []
+        _attribute_to(service, data.order_id, data.line_item_id)
+        return [_move(service, _S.ORDER_CANCELED, event.id, at)]
+    target = COMPLETED_ACTION_STATE[data.action]
+    if target is None:
+        return [_attributes_changed(service, event, at)]
+    if target not in SERVICE_MOVES[service.state]:
+        raise Refused(
+            f"a completed {data.action} line item cannot move service {service.service_id} "
+            f"from {service.state} to {target}"
+        )
+    _attribute_to(service, data.order_id, data.line_item_id)
+    return [_move(service, target, event.id, at)]
+
+
+def _attribute_to(service: Service, order_id: str, line_item_id: str) -> None:
+    service.order_id, service.line_item_id = order_id, line_item_id
+    if order_id not in service.orders:
+        service.orders.append(order_id)
+
+
+def _attributes_changed(service: Service, event: ServiceAction, at: datetime) -> Emitted:
+    data = event.data
+    if service_is_final(service.state):
+        raise Refused(f"service {service.service_id} is {service.state}: it cannot change")
+    service.product_id = data.product_id or service.product_id
+    service.location_id = data.location_id or service.location_id
+    service.term = data.term or service.term
+    _attribute_to(service, data.order_id, data.line_item_id)
+    changed = out.ServiceAttributesChanged(
+        id=output_id(event.id, "service.attributes.changed", service.service_id),
+        subject=service.service_id,
+        time=at,
+        data=out.ServiceAttributesChangedData(
+            service_id=service.service_id,
+            state=service.state,
+            product_id=service.product_id,
+            location_id=service.location_id,
+            term_end=service.term.end if service.term else None,
+            order_id=data.order_id,
+            line_item_id=data.line_item_id,
+            effective_at=at,
+            caused_by=event.id,
+        ),
+    )
+    return Emitted(Stream.SERVICE_STATUS, service.service_id, changed)
+
+
+def _term_ended(service: Service, event: TermEnded, at: datetime) -> list[Emitted]:
+    term = service.term
+    if term is None or term.end != event.data.term_end or service_is_final(service.state):
+        return []  # a term that was since renewed or changed, or a service that already ended
+    if term.renewal == "expires":
+        return [_move(service, _S.EXPIRED, event.id, at)]
+    renewed = term.model_copy(update={"end": term.end + timedelta(days=term.period_days)})
+    service.term = renewed
+    event_out = out.ServiceTermRenewed(
+        id=output_id(event.id, "service.term.renewed", service.service_id),
+        subject=service.service_id,
+        time=at,
+        data=out.ServiceTermRenewedData(
+            service_id=service.service_id,
+            previous_term_end=term.end,
+            term_end=renewed.end,
+            effective_at=at,
+            caused_by=event.id,
+        ),
+    )
+    return [Emitted(Stream.SERVICE_STATUS, service.service_id, event_out)]
+
+
+def _move(service: Service, target: ServiceState, cause: str, at: datetime) -> Emitted:
+    previous = service.state
+    service.state = target
+    return _changed(service, previous, cause, at)
+
+
+def _changed(service: Service, previous: ServiceState | None, cause: str, at: datetime) -> Emitted:
+    service.history.append(
+        StatusChange(
+            previous=previous,
+            state=service.state,
+            at=at,
+            caused_by=cause,
+            order_id=service.order_id,
+        )
+    )
+    changed = out.ServiceFulfillmentChanged(
+        id=output_id(cause, "service.fulfillment.changed", service.service_id),
+        subject=service.service_id,
+        time=at,
+        data=out.ServiceFulfillmentChangedData(
+            service_id=service.service_id,
+            previous=previous,
+            state=service.state,
+            active=service_is_active(service.state),
+            tmf_state=TMF638_STATE[service.state],
+            account_id=service.account_id,
+            product_id=service.product_id,
+            location_id=service.location_id,
+            order_id=service.order_id,
+            line_item_id=service.line_item_id,
+            effective_at=at,
+            term_end=service.term.end if service.term else None,
+            caused_by=cause,
+        ),
+    )
+    return Emitted(Stream.SERVICE_STATUS, service.service_id, changed)
+
+
+def _rejected(record: ServiceRecord, event: ServiceEvent, at: datetime, reason: str) -> Emitted:
+    order_id = event.data.order_id if isinstance(event, ServiceAction) else None
+    rejected = out.CommandRejected(
+        id=output_id(event.id, "command.rejected", record.service_id),
+        subject=record.service_id,
+        time=at,
+        data=out.CommandRejectedData(
+            order_id=order_id,
+            service_id=record.service_id,
+            command=event.type,
+            reason=reason,
+            caused_by=event.id,
+            at=at,
+        ),
+    )
+    return Emitted(Stream.OPS, order_id or record.service_id, rejected)
+
+
+# --- activity of accounts, products and locations --------------------------------------------
+
+ActivityKind = Literal["account", "product", "location"]
+
+
+class ActivityRecord(BaseModel):
+    """Which services of one account (product, location) are active, and whether it is."""
+
+    kind: ActivityKind
+    id: str
+    active_services: set[str] = Field(default_factory=set)
+    active: bool = False
+    applied: set[str] = Field(default_factory=set)
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceActivity:
+    """A service became active or stopped being active; `cause` is that change event's id."""
+
+    service_id: str
+    active: bool
+    cause: str
+    at: datetime
+
+
+ActivityEvent = (
+    out.AccountActivityChanged | out.ProductActivityChanged | out.LocationActivityChanged
+)
+_ACTIVITY_EVENTS: Final[dict[ActivityKind, tuple[type[ActivityEvent], str]]] = {
+    "account": (out.AccountActivityChanged, "account_id"),
+    "product": (out.ProductActivityChanged, "product_id"),
+    "location": (out.LocationActivityChanged, "location_id"),
+}
+
+
+def activity_inputs(
+    changed: out.ServiceFulfillmentChangedData,
+) -> list[tuple[ActivityKind, str, ServiceActivity]]:
+    """The accounts, products and locations a service change may flip, with what it did."""
+    was_active = changed.previous is not None and service_is_active(changed.previous)
+    if was_active == changed.active:
+        return []
+    activity = ServiceActivity(
+        changed.service_id, changed.active, changed.caused_by, changed.effective_at
+    )
+    owners: list[tuple[ActivityKind, str | None]] = [
+        ("account", changed.account_id),
+        ("product", changed.product_id),
+        ("location", changed.location_id),
+    ]
+    return [(kind, owner, activity) for kind, owner in owners if owner is not None]
+
+
+def apply_activity(
+    record: ActivityRecord | None,
+    kind: ActivityKind,
+    owner_id: str,
+    changes: Iterable[ServiceActivity],
+) -> tuple[ActivityRecord, list[Emitted]]:
+    """Seed 004: an account, product or location is active while it has at least one active
+    service. Emits an event when that flips."""
+    current = (
+        record.model_copy(deep=True)
+        if record is not None
+        else ActivityRecord(kind=kind, id=owner_id)
+    )
+    emitted: list[Emitted] = []
+    for change in changes:
+        if change.cause in current.applied:
+            continue
+        current.applied.add(change.cause)
+        if change.active:
+            current.active_services.add(change.service_id)
+        else:
+            current.active_services.discard(change.service_id)
+        active = bool(current.active_services)
+        if active == current.active:
+            continue
+        current.active = active
+        event_type, id_field = _ACTIVITY_EVENTS[kind]
+        event = event_type.model_validate(
+            {
+                "id": output_id(change.cause, f"{kind}.activity.changed", owner_id),
+                "subject": owner_id,
+                "time": change.at,
+                "data": {
+                    id_field: owner_id,
+                    "active": active,
+                    "effective_at": change.at,
+                    "caused_by": change.cause,
+                },
+            }
+        )
+        emitted.append(Emitted(Stream.SERVICE_STATUS, owner_id, event))
+    return current, emitted
