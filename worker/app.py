@@ -7,7 +7,7 @@ import asyncio
 import ssl
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 import structlog
 from faststream import AckPolicy, FastStream
@@ -18,7 +18,7 @@ from redis.asyncio import Redis
 
 from schemas.internal import ServiceEvent
 from schemas.outbound import OpsEvent, ServiceStatusEvent, StatusEvent
-from worker.pipeline import BatchReport, Pipeline
+from worker.pipeline import BatchReport, Consumer, Pipeline
 from worker.scheduler import run_scheduler
 from worker.settings import Settings
 from worker.store.expiry import ExpirySchedule
@@ -42,6 +42,11 @@ def _security(settings: Settings) -> BaseSecurity | None:
         settings.sasl_mechanism
     ]
     return sasl(username, password, ssl_context=context, use_ssl=use_ssl)
+
+
+def _consumer(message: KafkaMessage) -> Consumer:
+    # FastStream types it as its minimal protocol; it is the subscriber's AIOKafkaConsumer.
+    return cast("Consumer", message.consumer)
 
 
 def create_broker(settings: Settings) -> KafkaBroker:
@@ -122,7 +127,7 @@ def build_app(
 
     @batch_subscriber(*topics.inbound, group_id=settings.group_id, title="fulfillment-inbound")
     async def consume_orders(message: KafkaMessage) -> None:
-        await _finish(message, await pipeline.process_orders(message.raw_message))
+        _finish(await pipeline.process_orders(message.raw_message, _consumer(message)))
 
     @batch_subscriber(
         topics.service_actions,
@@ -131,10 +136,9 @@ def build_app(
         group_id=f"{settings.group_id}.services",
     )
     async def consume_services(message: KafkaMessage) -> None:
-        await _finish(message, await pipeline.process_services(message.raw_message))
+        _finish(await pipeline.process_services(message.raw_message, _consumer(message)))
 
-    async def _finish(message: KafkaMessage, report: BatchReport) -> None:
-        await message.ack()  # commits offsets only now, after every output was acknowledged
+    def _finish(report: BatchReport) -> None:
         log.debug(
             "batch done",
             records=report.records,

@@ -1,27 +1,29 @@
 """The flow of one consumed batch, top to bottom, for each of the worker's two stages.
 
 Order stage (`process_orders`, the three fulfillment topics):
-1. Decode every record into its event; what cannot be read or validated is set aside for the
-   dead-letter topic with the reason.
-2. Group the events by order (merging an order's topics by event time) and settle them: read every
-   order's record (one Redis round trip), apply the rules, and write each new record together with
-   its outbound events, its outbox, in one atomic step per order (one more round trip).
-3. Publish the dead letters and every pending outbox entry, and wait for the broker's acks.
-4. Drop the acknowledged entries from the outboxes.
+1. Decode every record into its event; what cannot be read or validated becomes a dead letter
+   with the reason.
+2. Buffer, and release what can be applied now in event-time order across the co-partitioned
+   topics (`worker.merge`): the order of an order's events no longer depends on fetch timing.
+3. Settle the released events per order: read every order's record (one Redis round trip), apply
+   the rules, and write each new record together with its outbound events, its outbox, in one
+   atomic step per order (one more round trip). An event the rules cannot process at all (a bug)
+   is isolated and dead-lettered; the rest of its order is applied.
+4. Publish the dead letters and every pending outbox entry; wait for the broker's acks.
+5. Drop the acknowledged entries from the outboxes.
+6. Commit offsets up to the first record not yet applied.
 
 Service stage (`process_services`: the internal service-actions topic and billing's topic) does the
 same per service, then settles the accounts, products and locations whose activity the service
 changes flipped, and schedules each service's term end for the expiry scheduler.
 
-The caller commits the batch's offsets only after a `process_*` returns, so a crash at any step
-replays the batch: the rules skip events already applied (by id), and the outboxes still hold
-whatever was not acknowledged, with deterministic ids.
+A crash at any step replays from the committed offsets: the rules skip events already applied (by
+id), and the outboxes still hold whatever was not acknowledged, with deterministic ids.
 """
 
 from __future__ import annotations
 
 import asyncio
-import heapq
 import json
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -30,6 +32,7 @@ from typing import Any, Generic, Protocol, TypeVar
 
 import structlog
 from aiokafka.errors import KafkaError
+from aiokafka.structs import TopicPartition
 from pydantic import BaseModel
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -38,6 +41,7 @@ from schemas.inbound import InvalidEvent, OrderEvent, parse_order_event
 from schemas.internal import ServiceEvent, parse_service_event
 from schemas.outbound import CommandRejectedData, ServiceFulfillmentChangedData, UpdateStaleData
 from worker import rules
+from worker.merge import Buffered, CoPartitionMerge, Partition
 from worker.rules import service as service_rules
 from worker.settings import Settings
 from worker.store.expiry import ExpirySchedule
@@ -50,6 +54,7 @@ TRANSIENT_ERRORS = (RedisConnectionError, RedisTimeoutError, KafkaError, OSError
 T = TypeVar("T")
 E = TypeVar("E")
 R = TypeVar("R", bound=BaseModel)
+X = TypeVar("X")
 Timed = tuple[E, datetime]
 """An event with the moment its record reached the broker (used where the event has no time)."""
 
@@ -79,6 +84,25 @@ class Sender(Protocol):
     def __call__(
         self, topic: str, key: bytes | None, value: bytes, headers: dict[str, str]
     ) -> Awaitable[asyncio.Future[Any]]: ...
+
+
+class Consumer(Protocol):
+    """What the pipeline needs of its Kafka consumer (aiokafka's AIOKafkaConsumer)."""
+
+    def assignment(self) -> set[TopicPartition]: ...
+    def highwater(self, partition: TopicPartition) -> int | None: ...
+    async def position(self, partition: TopicPartition) -> int: ...
+    async def commit(self, offsets: dict[TopicPartition, int]) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Inbound(Generic[E]):
+    """A decoded event with its record (for dead-lettering) and arrival time (for events without
+    a time of their own)."""
+
+    event: E
+    received_at: datetime
+    record: Record
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,87 +177,27 @@ async def retrying(step: Callable[[], Awaitable[T]], what: str) -> T:
             delay = min(delay * 2, 5.0)
 
 
-class Pipeline:
-    def __init__(self, settings: Settings, stores: Stores, send: Sender) -> None:
-        self._settings = settings
-        self._stores = stores
-        self._send = send
-        self._expiry = ExpirySchedule(stores.redis)
-        self._topics = {
-            rules.Stream.STATUS: settings.topics.order_status,
-            rules.Stream.OPS: settings.topics.ops,
-            rules.Stream.SERVICE_ACTIONS: settings.topics.service_actions,
-            rules.Stream.SERVICE_STATUS: settings.topics.service_status,
-        }
+class Stage(Generic[E]):
+    """One consumer's input: its topics (merged by event time), how to read and key its events."""
 
-    async def process_orders(self, records: Sequence[Record]) -> BatchReport:
-        report = BatchReport("orders", records=len(records))
-        by_order, dead_letters = self._decode(records, parse_order_event, _order_key, report)
-        merged = {order_id: self._interleave(by_topic) for order_id, by_topic in by_order.items()}
+    def __init__(
+        self, topics: Sequence[str], parse: Callable[[bytes], E], key_of: Callable[[E], str]
+    ) -> None:
+        self.topics = topics
+        self.merge: CoPartitionMerge[Inbound[E] | DeadLetter] = CoPartitionMerge(topics)
+        self._parse = parse
+        self._key_of = key_of
 
-        def apply(
-            record: rules.OrderRecord | None, order_id: str, events: list[Timed[OrderEvent]]
-        ) -> tuple[rules.OrderRecord, list[rules.Emitted]]:
-            outcome = rules.apply(
-                record, order_id, events, default_profile=self._settings.default_profile
-            )
-            return outcome.record, outcome.emitted
-
-        orders = await retrying(
-            lambda: self._settle(self._stores.orders, merged, apply, report), "settle orders"
-        )
-        await retrying(lambda: self._publish(dead_letters, [orders.pending]), "publish")
-        await retrying(lambda: self._stores.orders.acknowledge(orders.pending), "acknowledge")
-        report.published = _count(orders.pending)
-        return report
-
-    async def process_services(self, records: Sequence[Record]) -> BatchReport:
-        report = BatchReport("services", records=len(records))
-        by_service, dead_letters = self._decode(records, parse_service_event, _service_key, report)
-        # One service's events come from two topics; each keeps its order.
-        flat = {
-            sid: [e for events in topics.values() for e in events]
-            for sid, topics in by_service.items()
-        }
-
-        def apply(
-            record: service_rules.ServiceRecord | None,
-            service_id: str,
-            events: list[Timed[ServiceEvent]],
-        ) -> tuple[service_rules.ServiceRecord, list[rules.Emitted]]:
-            outcome = service_rules.apply_service(record, service_id, events)
-            return outcome.record, outcome.emitted
-
-        services = await retrying(
-            lambda: self._settle(self._stores.services, flat, apply, report), "settle services"
-        )
-        activity = await retrying(
-            lambda: self._settle(
-                self._stores.activity, _activity_inputs(services.pending), _apply_activity, report
-            ),
-            "settle activity",
-        )
-        await retrying(lambda: self._expiry.schedule(services.records.values()), "schedule")
-        await retrying(
-            lambda: self._publish(dead_letters, [services.pending, activity.pending]), "publish"
-        )
-        await retrying(lambda: self._stores.services.acknowledge(services.pending), "acknowledge")
-        await retrying(lambda: self._stores.activity.acknowledge(activity.pending), "acknowledge")
-        report.published = _count(services.pending) + _count(activity.pending)
-        return report
-
-    def _decode(
-        self,
-        records: Sequence[Record],
-        parse: Callable[[bytes], E],
-        key_of: Callable[[E], str],
-        report: BatchReport,
-    ) -> tuple[dict[str, dict[str, list[Timed[E]]]], list[DeadLetter]]:
-        """Events by key and by topic, in consumed order, and the dead letters."""
-        by_key: dict[str, dict[str, list[Timed[E]]]] = {}
-        dead_letters: list[DeadLetter] = []
+    async def release(
+        self, records: Sequence[Record], consumer: Consumer
+    ) -> tuple[dict[str, list[Inbound[E]]], list[DeadLetter]]:
+        """Decode and buffer the fetched records; answer what can be applied now, by key in
+        event-time order, and the dead letters."""
+        buffered = []
         for record in records:
-            decoded = decode(record, parse, key_of)
+            decoded = decode(record, self._parse, self._key_of)
+            received_at = datetime.fromtimestamp(record.timestamp / 1000, UTC)
+            item: Inbound[E] | DeadLetter
             if isinstance(decoded, DeadLetter):
                 log.warning(
                     "dead-lettered",
@@ -242,39 +206,137 @@ class Pipeline:
                     offset=record.offset,
                     error=decoded.error,
                 )
-                dead_letters.append(decoded)
-                continue
-            received_at = datetime.fromtimestamp(record.timestamp / 1000, UTC)
-            topics = by_key.setdefault(key_of(decoded), {})
-            topics.setdefault(record.topic, []).append((decoded, received_at))
-        report.entities += len(by_key)
-        report.dead_lettered = len(dead_letters)
+                item, moment = decoded, received_at
+            else:
+                item = Inbound(decoded, received_at, record)
+                moment = getattr(decoded, "time", None) or received_at
+            buffered.append(
+                Buffered(Partition(record.topic, record.partition), record.offset, moment, item)
+            )
+        self.merge.add(buffered)
+        assigned = [Partition(tp.topic, tp.partition) for tp in consumer.assignment()]
+        caught_up = [p for p in assigned if await _caught_up(consumer, p)]
+        by_key: dict[str, list[Inbound[E]]] = {}
+        dead_letters: list[DeadLetter] = []
+        for released in self.merge.release(assigned, caught_up):
+            if isinstance(released.item, DeadLetter):
+                dead_letters.append(released.item)
+            else:
+                by_key.setdefault(self._key_of(released.item.event), []).append(released.item)
         return by_key, dead_letters
 
-    def _interleave(self, by_topic: dict[str, list[Timed[OrderEvent]]]) -> list[Timed[OrderEvent]]:
-        """One order's events from several topics, merged by event time; each topic keeps its own
-        order, and at equal times the parent's topic goes first (order, work order, task). Topics
-        are not ordered against each other, so this is the best order a batch can know."""
-        if len(by_topic) == 1:
-            return next(iter(by_topic.values()))
-        rank = {topic: index for index, topic in enumerate(self._settings.topics.inbound)}
-        merged = heapq.merge(
-            *(
-                [
-                    (event.time or received_at, rank.get(topic, 0), (event, received_at))
-                    for event, received_at in events
-                ]
-                for topic, events in by_topic.items()
-            ),
-            key=lambda item: item[:2],
+    async def commit(self, consumer: Consumer) -> None:
+        """Commit every owned partition up to its first record not yet applied."""
+        owned = consumer.assignment()
+        positions = {Partition(tp.topic, tp.partition): await consumer.position(tp) for tp in owned}
+        offsets = self.merge.commit_offsets(positions)
+        await consumer.commit(
+            {TopicPartition(p.topic, p.partition): offset for p, offset in offsets.items()}
         )
-        return [timed for _, _, timed in merged]
+
+
+async def _caught_up(consumer: Consumer, partition: Partition) -> bool:
+    """Nothing more on the broker for this partition right now (as of the last fetch)."""
+    tp = TopicPartition(partition.topic, partition.partition)
+    highwater = consumer.highwater(tp)
+    return highwater is not None and await consumer.position(tp) >= highwater
+
+
+class Pipeline:
+    def __init__(self, settings: Settings, stores: Stores, send: Sender) -> None:
+        self._settings = settings
+        self._stores = stores
+        self._send = send
+        self._expiry = ExpirySchedule(stores.redis)
+        topics = settings.topics
+        self.orders: Stage[OrderEvent] = Stage(topics.inbound, parse_order_event, _order_key)
+        self.services: Stage[ServiceEvent] = Stage(
+            (topics.service_actions, topics.billing), parse_service_event, _service_key
+        )
+        self._topics = {
+            rules.Stream.STATUS: topics.order_status,
+            rules.Stream.OPS: topics.ops,
+            rules.Stream.SERVICE_ACTIONS: topics.service_actions,
+            rules.Stream.SERVICE_STATUS: topics.service_status,
+        }
+
+    async def process_orders(self, records: Sequence[Record], consumer: Consumer) -> BatchReport:
+        report = BatchReport("orders", records=len(records))
+        by_order, dead_letters = await self.orders.release(records, consumer)
+
+        poisoned: list[DeadLetter] = []
+
+        def apply_rules(
+            record: rules.OrderRecord | None, order_id: str, events: list[Timed[OrderEvent]]
+        ) -> tuple[rules.OrderRecord, list[rules.Emitted]]:
+            outcome = rules.apply(
+                record, order_id, events, default_profile=self._settings.default_profile
+            )
+            return outcome.record, outcome.emitted
+
+        def apply(
+            record: rules.OrderRecord | None, order_id: str, items: list[Inbound[OrderEvent]]
+        ) -> tuple[rules.OrderRecord, list[rules.Emitted]]:
+            return _apply_isolating(apply_rules, record, order_id, items, poisoned)
+
+        orders = await retrying(
+            lambda: self._settle(self._stores.orders, by_order, apply, report), "settle orders"
+        )
+        dead_letters += poisoned
+        await retrying(lambda: self._publish(dead_letters, [orders.pending]), "publish")
+        await retrying(lambda: self._stores.orders.acknowledge(orders.pending), "acknowledge")
+        await retrying(lambda: self.orders.commit(consumer), "commit offsets")
+        report.dead_lettered = len(dead_letters)
+        report.published = _count(orders.pending)
+        return report
+
+    async def process_services(self, records: Sequence[Record], consumer: Consumer) -> BatchReport:
+        report = BatchReport("services", records=len(records))
+        by_service, dead_letters = await self.services.release(records, consumer)
+
+        poisoned: list[DeadLetter] = []
+
+        def apply_rules(
+            record: service_rules.ServiceRecord | None,
+            service_id: str,
+            events: list[Timed[ServiceEvent]],
+        ) -> tuple[service_rules.ServiceRecord, list[rules.Emitted]]:
+            outcome = service_rules.apply_service(record, service_id, events)
+            return outcome.record, outcome.emitted
+
+        def apply(
+            record: service_rules.ServiceRecord | None,
+            service_id: str,
+            items: list[Inbound[ServiceEvent]],
+        ) -> tuple[service_rules.ServiceRecord, list[rules.Emitted]]:
+            return _apply_isolating(apply_rules, record, service_id, items, poisoned)
+
+        services = await retrying(
+            lambda: self._settle(self._stores.services, by_service, apply, report),
+            "settle services",
+        )
+        changes = _activity_changes(services.pending)
+        activity = await retrying(
+            lambda: self._settle(self._stores.activity, changes, _apply_activity, report),
+            "settle activity",
+        )
+        dead_letters += poisoned
+        await retrying(lambda: self._expiry.schedule(services.records.values()), "schedule")
+        await retrying(
+            lambda: self._publish(dead_letters, [services.pending, activity.pending]), "publish"
+        )
+        await retrying(lambda: self._stores.services.acknowledge(services.pending), "acknowledge")
+        await retrying(lambda: self._stores.activity.acknowledge(activity.pending), "acknowledge")
+        await retrying(lambda: self.services.commit(consumer), "commit offsets")
+        report.dead_lettered = len(dead_letters)
+        report.published = _count(services.pending) + _count(activity.pending)
+        return report
 
     async def _settle(
         self,
         store: SnapshotStore[R],
-        inputs: Mapping[str, list[T]],
-        apply: Callable[[R | None, str, list[T]], tuple[R, list[rules.Emitted]]],
+        inputs: Mapping[str, list[X]],
+        apply: Callable[[R | None, str, list[X]], tuple[R, list[rules.Emitted]]],
         report: BatchReport,
     ) -> Settled[R]:
         """Read, apply, write with the outbox; entities another writer changed meanwhile are read
@@ -301,6 +363,7 @@ class Pipeline:
                 )
             committed = await store.commit(writes)
             settled.pending.update(committed.pending)
+            report.entities += len(committed.pending)
             report.conflicts += len(committed.conflicts)
             remaining = {entity_id: inputs[entity_id] for entity_id in committed.conflicts}
         return settled
@@ -334,11 +397,39 @@ class Pipeline:
         await asyncio.gather(*acks)
 
 
+def _apply_isolating(
+    apply: Callable[[R | None, str, list[Timed[E]]], tuple[R, list[rules.Emitted]]],
+    record: R | None,
+    entity_id: str,
+    items: list[Inbound[E]],
+    poisoned: list[DeadLetter],
+) -> tuple[R, list[rules.Emitted]]:
+    """Apply an entity's events; if that fails (a bug, never bad input: the rules refuse bad
+    input), apply them one by one and dead-letter each one that fails, so a poison record never
+    blocks the records behind it."""
+    try:
+        return apply(record, entity_id, [(item.event, item.received_at) for item in items])
+    except Exception:
+        log.exception("applying a batch failed; isolating the failing event", key=entity_id)
+    emitted: list[rules.Emitted] = []
+    current = record
+    for item in items:
+        try:
+            current, more = apply(current, entity_id, [(item.event, item.received_at)])
+        except Exception as error:
+            poisoned.append(DeadLetter(item.record, f"internal error: {error!r}"))
+            continue
+        emitted.extend(more)
+    if current is None:  # every event failed: nothing to write, the record stays as it was
+        current, more = apply(None, entity_id, [])
+    return current, emitted
+
+
 def _count(pending: Mapping[str, list[OutboxEntry]]) -> int:
     return sum(len(entries) for entries in pending.values())
 
 
-def _activity_inputs(
+def _activity_changes(
     pending_services: Mapping[str, list[OutboxEntry]],
 ) -> dict[str, list[service_rules.ServiceActivity]]:
     """Activity changes implied by the service changes still pending publication: derived from the

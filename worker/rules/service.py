@@ -192,6 +192,8 @@ def _term_ended(service: Service, event: TermEnded, at: datetime) -> list[Emitte
     if term is None or term.end != event.data.term_end or service_is_final(service.state):
         return []  # a term that was since renewed or changed, or a service that already ended
     if term.renewal == "expires":
+        if _S.EXPIRED not in SERVICE_MOVES[service.state]:
+            return []  # still new: only a service that went into service can expire (SERVICE_MOVES)
         return [_move(service, _S.EXPIRED, event.id, at)]
     renewed = term.model_copy(update={"end": term.end + timedelta(days=term.period_days)})
     service.term = renewed

@@ -1,0 +1,100 @@
+"""Kafka Streams' timestamp synchronisation across co-partitioned topics.
+
+The three fulfillment topics are keyed by order id with the same partition count, so partition p of
+each holds the same orders (and a range assignor gives one consumer partition p of all three). No
+broker orders topics against each other, so a task update can be fetched before the order command
+that preceded it. This merge buffers fetched records per topic-partition and releases, for each
+partition number, the record with the earliest event time among the topics' heads, but only while
+every topic of that partition has a buffered record or is caught up (nothing more on the broker
+right now). The order in which an order's events are applied is then their event-time order,
+whatever the fetch sizes, batch boundaries or crashes: the worker is deterministic and replayable.
+
+Offsets are committed up to the first record not yet released, so a buffered record is never lost.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Generic, NamedTuple, TypeVar
+
+E = TypeVar("E")
+
+
+class Partition(NamedTuple):
+    """A topic-partition (aiokafka's TopicPartition has the same shape)."""
+
+    topic: str
+    partition: int
+
+
+@dataclass(frozen=True, slots=True)
+class Buffered(Generic[E]):
+    partition: Partition
+    offset: int
+    time: datetime
+    item: E
+
+
+class CoPartitionMerge(Generic[E]):
+    def __init__(self, topics: Sequence[str]) -> None:
+        # At equal times the earlier topic goes first: the parent's (orders, work orders, tasks).
+        self._rank = {topic: rank for rank, topic in enumerate(topics)}
+        self._buffers: dict[Partition, deque[Buffered[E]]] = {}
+        self._next_offset: dict[Partition, int] = {}
+
+    def add(self, items: Iterable[Buffered[E]]) -> None:
+        """Buffer fetched records; a record already buffered or released (fetched again after a
+        rebalance kept the partition here) is skipped."""
+        for buffered in items:
+            partition = buffered.partition
+            if buffered.offset < self._next_offset.get(partition, -1):
+                continue
+            self._buffers.setdefault(partition, deque()).append(buffered)
+            self._next_offset[partition] = buffered.offset + 1
+
+    def release(
+        self, assigned: Iterable[Partition], caught_up: Iterable[Partition]
+    ) -> list[Buffered[E]]:
+        """Everything that can be applied now, in event-time order per partition number."""
+        idle = set(caught_up)
+        groups: dict[int, list[Partition]] = {}
+        for partition in assigned:
+            if partition.topic in self._rank:
+                groups.setdefault(partition.partition, []).append(partition)
+        released: list[Buffered[E]] = []
+        for members in groups.values():
+            while True:
+                if any(not self._buffers.get(p) and p not in idle for p in members):
+                    break  # that topic may still hold something earlier: wait for its fetch
+                heads = [
+                    (buffer[0].time, self._rank[p.topic], p)
+                    for p in members
+                    if (buffer := self._buffers.get(p))
+                ]
+                if not heads:
+                    break
+                _, _, earliest = min(heads)
+                released.append(self._buffers[earliest].popleft())
+        return released
+
+    def buffered(self, partition: Partition) -> int:
+        return len(self._buffers.get(partition, ()))
+
+    def commit_offsets(self, positions: Mapping[Partition, int]) -> dict[Partition, int]:
+        """Per partition, the offset to commit: the first record still buffered, else the
+        consumer's position (everything fetched was released and applied)."""
+        offsets = {}
+        for partition, position in positions.items():
+            buffer = self._buffers.get(partition)
+            offsets[partition] = buffer[0].offset if buffer else position
+        return offsets
+
+    def forget(self, partitions: Iterable[Partition]) -> None:
+        """Drop what was buffered for partitions this consumer no longer owns: their next owner
+        reads them again from the committed offsets."""
+        for partition in partitions:
+            self._buffers.pop(partition, None)
+            self._next_offset.pop(partition, None)
