@@ -6,6 +6,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
+import signal
+import subprocess
+import sys
 import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
@@ -120,3 +124,53 @@ def event(
     if sequence is not None:
         envelope["sequence"] = sequence
     return envelope
+
+
+def worker_env(settings: Settings, **overrides: str) -> dict[str, str]:
+    """The environment that makes `order-status run` use these settings."""
+    env = {
+        **os.environ,
+        "ORDER_STATUS_BOOTSTRAP_SERVERS": settings.bootstrap_servers,
+        "REDIS_URL": settings.redis_url,
+        "ORDER_STATUS_GROUP_ID": settings.group_id,
+        "ORDER_STATUS_PRODUCER_IDEMPOTENCE": "false",
+        "ORDER_STATUS_SESSION_TIMEOUT_MS": str(settings.session_timeout_ms),
+        "ORDER_STATUS_HEARTBEAT_INTERVAL_MS": str(settings.heartbeat_interval_ms),
+        "ORDER_STATUS_LOG_FORMAT": "json",
+        "ORDER_STATUS_LOG_LEVEL": "WARNING",
+        **{
+            f"ORDER_STATUS_TOPICS__{name.upper()}": topic
+            for name, topic in settings.topics.model_dump().items()
+        },
+    }
+    env.update(overrides)
+    return env
+
+
+class WorkerProcess:
+    """`order-status run` as a child process, to be killed and restarted like a real deployment."""
+
+    def __init__(self, env: dict[str, str], log_path: str) -> None:
+        self._env = env
+        self._log_path = log_path
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        with open(self._log_path, "ab") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "worker.cli", "run"],
+                env=self._env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+
+    def kill(self) -> None:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait()
+
+    def terminate(self, timeout_s: float = 15.0) -> int:
+        """SIGTERM, as an orchestrator stops a pod; the exit code."""
+        assert self.process is not None
+        self.process.send_signal(signal.SIGTERM)
+        return self.process.wait(timeout_s)

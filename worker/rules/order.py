@@ -94,7 +94,7 @@ def apply(
 
     Each event comes with the moment it was received, used where the event carries no `time`.
     """
-    current = record.model_copy(deep=True) if record is not None else OrderRecord(order_id=order_id)
+    current = record.clone() if record is not None else OrderRecord(order_id=order_id)
     outcome = Outcome(current)
     for event, received_at in events:
         if _apply_one(outcome, event, received_at, default_profile):
@@ -191,10 +191,16 @@ def _versioned(order: Order, event: ev.OrderEvent) -> Versioned:
     return order
 
 
+_ORDER_LEVEL: Final = (ev.OrderCommand, ev.OrderStateSet, ev.LineItemAdded, ev.LineItemRemoved)
+"""Events whose `sequence` is the order's own version."""
+
+
 def _stale(order: Order, event: ev.OrderEvent) -> Emitted | None:
     if isinstance(event, ev.TaskCreated | ev.WorkOrderCreated | ev.OrderCreated):
         return None  # nothing applied yet that a creation could be older than
     entity = _versioned(order, event)
+    if entity is order and not isinstance(event, _ORDER_LEVEL):
+        return None  # about a task or work order not known yet: parked, not judged by the order
     if not entity.is_stale(event.sequence, event.time):
         return None
     kind: Literal["order", "work_order", "task"]
@@ -254,11 +260,18 @@ def _create_order(record: OrderRecord, event: ev.OrderCreated, default: Profile)
 def _check_new_line_item(order: Order, line_item: ev.NewLineItem) -> None:
     if line_item.line_item_id in order.line_items:
         raise Refused(f"line item {line_item.line_item_id} already exists")
+    # Ids repeated inside the line item itself count too (nothing of it is in the order yet).
+    work_order_ids: set[str] = set()
+    task_ids: set[str] = set()
     for work_order in line_item.work_orders:
+        if work_order.work_order_id in work_order_ids:
+            raise Refused(f"work order {work_order.work_order_id} already exists")
         _check_new_work_order(order, work_order.work_order_id, work_order.state)
+        work_order_ids.add(work_order.work_order_id)
         for task in work_order.tasks:
-            if task.task_id in order.tasks:
+            if task.task_id in order.tasks or task.task_id in task_ids:
                 raise Refused(f"task {task.task_id} already exists")
+            task_ids.add(task.task_id)
 
 
 def _check_new_work_order(order: Order, work_order_id: str, state: WorkOrderState) -> None:
@@ -592,6 +605,8 @@ def _set_state(record: OrderRecord, event: ev.OrderStateSet) -> Actor:
     else:
         order.held_states.clear()
     order.state = target
+    # Line items without progress follow the order's lifecycle; the order keeps the state given.
+    _refresh_line_items(order)
     return event.data.actor, event.data.reason
 
 
@@ -620,7 +635,9 @@ def _handle(record: OrderRecord, event: ev.OrderEvent, default_profile: Profile)
             return _raise_fallout(record, event)
         case ev.FalloutResolved():
             return _resolve_fallout(record, event)
-        case ev.FalloutReassigned():
+        # The cases are exhaustive over the OrderEvent union (mypy rejects the missing return
+        # otherwise), so falling out of the last one cannot happen.
+        case ev.FalloutReassigned():  # pragma: no branch
             return _reassign_fallout(record, event)
 
 
@@ -631,9 +648,15 @@ def _refresh(order: Order) -> None:
     """Re-derive every work order, line item and the order from the current children."""
     for work_order in order.work_orders.values():
         _refresh_work_order(order, work_order)
+    # The order first: it rolls up from the work orders alone, and a line item without progress
+    # follows the order's new state (a final one included).
+    order.state = _order_state(order)
+    _refresh_line_items(order)
+
+
+def _refresh_line_items(order: Order) -> None:
     for line_item in order.line_items.values():
         line_item.state = _line_item_state(order, line_item)
-    order.state = _order_state(order)
 
 
 def _refresh_work_order(order: Order, work_order: WorkOrder) -> None:

@@ -54,6 +54,20 @@ class ServiceRecord(BaseModel):
     service: Service | None = None
     applied: set[str] = Field(default_factory=set)
 
+    def clone(self) -> ServiceRecord:
+        """A copy the rules may change: its lists and sets are copied, history entries shared."""
+        service = self.service
+        return self.model_copy(
+            update={
+                "service": service.model_copy(
+                    update={"orders": list(service.orders), "history": list(service.history)}
+                )
+                if service is not None
+                else None,
+                "applied": set(self.applied),
+            }
+        )
+
 
 @dataclass(slots=True)
 class ServiceOutcome:
@@ -87,9 +101,7 @@ def apply_service(
     events: Iterable[tuple[ServiceEvent, datetime]],
 ) -> ServiceOutcome:
     """Apply events in order to a copy of the service's record (None: not seen yet)."""
-    current = (
-        record.model_copy(deep=True) if record is not None else ServiceRecord(service_id=service_id)
-    )
+    current = record.clone() if record is not None else ServiceRecord(service_id=service_id)
     outcome = ServiceOutcome(current)
     for event, received_at in events:
         if event.id in current.applied:
@@ -331,7 +343,9 @@ def apply_activity(
     """Seed 004: an account, product or location is active while it has at least one active
     service. Emits an event when that flips."""
     current = (
-        record.model_copy(deep=True)
+        record.model_copy(
+            update={"active_services": set(record.active_services), "applied": set(record.applied)}
+        )
         if record is not None
         else ActivityRecord(kind=kind, id=owner_id)
     )

@@ -3,11 +3,27 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import TypeVar
 
 from pydantic import AwareDatetime, BaseModel, Field
 
 from schemas.inbound import Action, OrderEventField, Term, WorkOrderKind
 from worker.rules.states import OrderState, Profile, TaskState, WorkOrderState
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def copied(model: M, **changes: object) -> M:
+    """A shallow copy with some fields replaced, without validation: what `model_copy(update=)`
+    does, at a tenth of its cost (cloning a record is on the worker's hot path)."""
+    clone = object.__new__(type(model))
+    state = model.__dict__.copy()
+    state.update(changes)
+    object.__setattr__(clone, "__dict__", state)
+    object.__setattr__(clone, "__pydantic_fields_set__", set(model.__pydantic_fields_set__))
+    object.__setattr__(clone, "__pydantic_extra__", None)
+    object.__setattr__(clone, "__pydantic_private__", None)
+    return clone
 
 
 class Versioned(BaseModel):
@@ -75,6 +91,24 @@ class Order(Versioned):
     work_orders: dict[str, WorkOrder] = {}
     tasks: dict[str, Task] = {}
 
+    def clone(self) -> Order:
+        return copied(
+            self,
+            held_states=list(self.held_states),
+            line_items={
+                key: copied(item, work_order_ids=list(item.work_order_ids))
+                for key, item in self.line_items.items()
+            },
+            work_orders={
+                key: copied(work_order, task_ids=list(work_order.task_ids))
+                for key, work_order in self.work_orders.items()
+            },
+            tasks={
+                key: copied(task, fallouts={fid: copied(f) for fid, f in task.fallouts.items()})
+                for key, task in self.tasks.items()
+            },
+        )
+
 
 class ParkedEvent(BaseModel):
     """An event for an order that does not exist yet, kept until its order.created arrives."""
@@ -92,3 +126,13 @@ class OrderRecord(BaseModel):
     deleted: bool = False
     applied: set[str] = Field(default_factory=set)
     parked: list[ParkedEvent] = []
+
+    def clone(self) -> OrderRecord:
+        """A copy the rules may change freely: every mutable part is copied, the (frozen) events
+        are shared. An order of 50 entities clones in a fraction of a deep copy's time."""
+        return copied(
+            self,
+            order=self.order.clone() if self.order is not None else None,
+            applied=set(self.applied),
+            parked=list(self.parked),
+        )

@@ -221,11 +221,15 @@ _ORDER_ACTIVE = (
     _O.ASSESSING_CANCELLATION,
 )
 _ORDER_ENDINGS = (_O.COMPLETED, _O.CANCELED, _O.PARTIAL, _O.FAILED)
+# A line item reaches scheduled from any lifecycle state (its work orders all scheduled once the
+# order is acknowledged, even by a manual change); a manual change (order.state.set) may lead to any
+# non-final state, cancellation_in_progress included.
+_ORDER_FROM_LIFECYCLE = (_O.SCHEDULED, *_ORDER_ACTIVE, _O.CANCELLATION_IN_PROGRESS, *_ORDER_ENDINGS)
 ORDER_MOVES: Final = _moves(
     {
-        _O.DRAFT: (_O.NEW, _O.ACKNOWLEDGED, *_ORDER_ACTIVE, *_ORDER_ENDINGS),
-        _O.NEW: (_O.DRAFT, _O.ACKNOWLEDGED, _O.REJECTED, *_ORDER_ACTIVE, *_ORDER_ENDINGS),
-        _O.ACKNOWLEDGED: (_O.DRAFT, _O.NEW, _O.SCHEDULED, *_ORDER_ACTIVE, *_ORDER_ENDINGS),
+        _O.DRAFT: (_O.NEW, _O.ACKNOWLEDGED, *_ORDER_FROM_LIFECYCLE),
+        _O.NEW: (_O.DRAFT, _O.ACKNOWLEDGED, _O.REJECTED, *_ORDER_FROM_LIFECYCLE),
+        _O.ACKNOWLEDGED: (_O.DRAFT, _O.NEW, *_ORDER_FROM_LIFECYCLE),
         _O.SCHEDULED: (_O.DRAFT, _O.NEW, _O.ACKNOWLEDGED, *_ORDER_ACTIVE, *_ORDER_ENDINGS),
         **dict.fromkeys(
             _ORDER_ACTIVE,

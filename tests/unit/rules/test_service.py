@@ -50,7 +50,7 @@ NonPay = Literal["suspended", "restored", "canceled"]
 Outcome = Literal["created", "completed", "canceled"]
 E = TypeVar("E")
 
-# --- builders --------------------------------------------------------------------------------
+# --- builders -------------------------------------------------------------------------------------
 
 _ids = itertools.count(1)
 
@@ -154,7 +154,7 @@ def reach(state: ServiceState, term: Term = EXPIRING) -> ServiceRecord:
     return record
 
 
-# --- readers ---------------------------------------------------------------------------------
+# --- readers --------------------------------------------------------------------------------------
 
 
 def of_type(emitted: Sequence[Emitted], kind: type[E]) -> list[E]:
@@ -170,7 +170,7 @@ def state_of(record: ServiceRecord) -> ServiceState:
     return record.service.state
 
 
-# --- seed 004: the fulfillment status table --------------------------------------------------
+# --- seed 004: the fulfillment status table -------------------------------------------------------
 
 
 class Row(NamedTuple):
@@ -278,7 +278,7 @@ def test_every_emitted_change_carries_active_and_tmf638_state(state: ServiceStat
         assert (changed.active, changed.tmf_state) == ACTIVE_AND_TMF[changed.state]
 
 
-# --- other rules -----------------------------------------------------------------------------
+# --- other rules ----------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -571,7 +571,7 @@ def test_an_order_canceled_before_service_is_attributed_to_the_canceling_order()
     assert outcome.record.service.orders == [ORDER, "O-3"]
 
 
-# --- activity of accounts, products and locations --------------------------------------------
+# --- activity of accounts, products and locations -------------------------------------------------
 
 
 def changed_data(
@@ -727,7 +727,7 @@ def test_accounts_follow_their_services_end_to_end() -> None:
     assert send("S-2", for_service("S-2", action("add", "canceled"))) == off
 
 
-# --- deterministic output ---------------------------------------------------------------------
+# --- deterministic output -------------------------------------------------------------------------
 
 
 SCENARIOS: dict[str, Callable[[], list[ServiceEvent]]] = {

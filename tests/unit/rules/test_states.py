@@ -22,8 +22,12 @@ from worker.rules.states import (
     WORK_ORDER_MOVES,
     OrderState,
     ServiceState,
+    StateClass,
     TaskState,
     WorkOrderState,
+    is_final,
+    service_is_active,
+    service_is_final,
 )
 
 TABLES: list[tuple[type[StrEnum], Mapping[Any, object], str]] = [
@@ -69,3 +73,20 @@ def test_final_states_have_no_moves_and_every_other_state_has_one(
             assert moves[state] == frozenset(), f"final {state} must never move"
         else:
             assert moves[state], f"{state} is not final, so something must lead out of it"
+
+
+@pytest.mark.parametrize("state_class", list(StateClass))
+def test_done_canceled_and_failed_are_the_final_classes(state_class: StateClass) -> None:
+    final = {StateClass.DONE, StateClass.CANCELED, StateClass.FAILED}
+    assert is_final(state_class) is (state_class in final)
+
+
+@pytest.mark.parametrize("state", list(ServiceState))
+def test_a_service_is_active_when_new_or_in_service_and_final_when_it_ended(
+    state: ServiceState,
+) -> None:
+    """Seed 004: Active = new or in service; order canceled, expired and both cancellations end."""
+    assert service_is_active(state) is (state in {ServiceState.NEW, ServiceState.IN_SERVICE})
+    assert service_is_final(state) is (
+        state not in {ServiceState.NEW, ServiceState.IN_SERVICE, ServiceState.SUSPENDED_FOR_NON_PAY}
+    )

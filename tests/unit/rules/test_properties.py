@@ -1,0 +1,408 @@
+"""Properties of the order rules over random hierarchies and random event sequences (hypothesis).
+
+A scenario is an order (1-3 line items, 1-3 work orders each, 0-4 tasks each, a random profile,
+created in draft or new) and up to 20 random events: task and work-order updates to random states,
+task and work-order creations, line item additions and removals, fallouts, lifecycle commands and
+manual state changes, some with a source `sequence` (so some are stale) and some about entities
+the order does not have (so some are parked).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from hypothesis import given, note, settings
+from hypothesis import strategies as st
+
+from schemas import inbound as ev
+from schemas import outbound as out
+from tests.unit.rules.builders import T0, Change, Events, Json, change_events, item, task, wo
+from worker.rules import COMMANDS, Emitted, OrderRecord, Profile, apply
+from worker.rules.rollup import parent_from_work_orders, work_order_from_tasks
+from worker.rules.states import (
+    ORDER_MOVES,
+    TASK_MOVES,
+    WORK_ORDER_MOVES,
+    OrderState,
+    TaskState,
+    WorkOrderState,
+    order_is_final,
+    task_is_final,
+    work_order_is_final,
+)
+
+PROPERTIES = settings(max_examples=200, deadline=None)
+
+Spec = tuple[str, int | None, dict[str, Any]]
+"""An event as data (type, sequence, fields), so that hypothesis prints a readable sequence."""
+
+AnyState = TaskState | WorkOrderState | OrderState
+
+
+def is_final(state: AnyState) -> bool:
+    match state:
+        case TaskState():
+            return task_is_final(state)
+        case WorkOrderState():
+            return work_order_is_final(state)
+        case OrderState():
+            return order_is_final(state)
+
+
+def listed_moves(state: AnyState) -> frozenset[AnyState]:
+    """The move table of the state's entity: tasks, work orders, orders and line items."""
+    match state:
+        case TaskState():
+            return frozenset(TASK_MOVES[state])
+        case WorkOrderState():
+            return frozenset(WORK_ORDER_MOVES[state])
+        case OrderState():
+            return frozenset(ORDER_MOVES[state])
+
+
+# --- scenarios ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Hierarchy:
+    profile: Profile
+    state: str  # the order's state on creation: draft or new
+    line_items: list[Json]
+
+    @property
+    def line_item_ids(self) -> list[str]:
+        return [line_item["line_item_id"] for line_item in self.line_items]
+
+    @property
+    def work_order_ids(self) -> list[str]:
+        return [w["work_order_id"] for li in self.line_items for w in li["work_orders"]]
+
+    @property
+    def task_ids(self) -> list[str]:
+        return [
+            t["task_id"] for li in self.line_items for w in li["work_orders"] for t in w["tasks"]
+        ]
+
+
+# States drawn for creation and updates lean towards the unstarted ones, so that the lifecycle
+# states (new, acknowledged, scheduled) are reached often; failed is tmf only, so not at creation.
+_NOT_STARTED_WORK_ORDER = st.sampled_from(["draft", "qualified", "scheduled"])
+_CREATABLE = _NOT_STARTED_WORK_ORDER | st.sampled_from(
+    [state for state in WorkOrderState if state is not WorkOrderState.FAILED]
+)
+_WORK_ORDER_STATE = _NOT_STARTED_WORK_ORDER | st.sampled_from(WorkOrderState)
+_TASK_STATE = st.sampled_from(["open", "scheduled"]) | st.sampled_from(TaskState)
+
+
+@st.composite
+def hierarchies(
+    draw: st.DrawFn,
+    profiles: Sequence[Profile] = tuple(Profile),
+    states: Sequence[str] = ("draft", "new"),
+) -> Hierarchy:
+    line_items = []
+    for i in range(1, draw(st.integers(1, 3)) + 1):
+        work_orders = []
+        for j in range(1, draw(st.integers(1, 3)) + 1):
+            tasks = [
+                task(f"T{i}.{j}.{k}", draw(_TASK_STATE))
+                for k in range(1, draw(st.integers(0, 4)) + 1)
+            ]
+            work_orders.append(wo(f"W{i}.{j}", *tasks, state=draw(_CREATABLE)))
+        line_items.append(item(f"L{i}", *work_orders))
+    return Hierarchy(draw(st.sampled_from(profiles)), draw(st.sampled_from(states)), line_items)
+
+
+@dataclass(frozen=True)
+class Ref:
+    """An entity of the scenario's hierarchy, by position; one position in 16 names an unknown one
+    (its event is parked). Drawing positions rather than ids lets the event strategies be built
+    once, which keeps hypothesis fast."""
+
+    kind: str  # task, work_order or line_item
+    index: int
+
+    def __repr__(self) -> str:
+        return f"{self.kind}#{self.index}"
+
+    def resolve(self, h: Hierarchy) -> str:
+        ids = {"task": h.task_ids, "work_order": h.work_order_ids, "line_item": h.line_item_ids}
+        known = ids[self.kind]
+        if self.index == _UNKNOWN or not known:
+            return {"task": "T9", "work_order": "W9", "line_item": "L9"}[self.kind]
+        return known[self.index % len(known)]
+
+
+_UNKNOWN = 15
+
+
+def _ref(kind: str, known_only: bool = False) -> st.SearchStrategy[Ref]:
+    return st.builds(Ref, st.just(kind), st.integers(0, _UNKNOWN - 1 if known_only else _UNKNOWN))
+
+
+_SEQUENCE = st.none() | st.integers(0, 4)
+_NO_SEQUENCE = st.none()
+_TEXT = st.sampled_from(["a", "b"])
+_FALLOUT = st.sampled_from(["F1", "F2"])
+
+
+def _spec(
+    types: str | st.SearchStrategy[str],
+    sequence: st.SearchStrategy[int | None] = _NO_SEQUENCE,
+    **fields: st.SearchStrategy[Any],
+) -> st.SearchStrategy[Spec]:
+    type_strategy = st.just(types) if isinstance(types, str) else types
+    return st.tuples(type_strategy, sequence, st.fixed_dictionaries(fields))
+
+
+UPDATES = st.one_of(
+    _spec(
+        "workorder.updated",
+        _SEQUENCE,
+        work_order_id=_ref("work_order", known_only=True),
+        state=_WORK_ORDER_STATE,
+    ),
+    _spec("task.updated", _SEQUENCE, task_id=_ref("task", known_only=True), state=_TASK_STATE),
+)
+"""Task and work-order updates to random states."""
+
+ANY_EVENT = st.one_of(
+    UPDATES,
+    UPDATES,
+    _spec(st.sampled_from(["order.submitted", "order.approved"])),
+    _spec(st.sampled_from(sorted([*COMMANDS, "order.deleted"])), _SEQUENCE, actor=_TEXT),
+    _spec("order.state.set", state=st.sampled_from(OrderState), reason=_TEXT),
+    _spec(
+        "task.fallout.raised",
+        _SEQUENCE,
+        task_id=_ref("task"),
+        fallout_id=_FALLOUT,
+        category=st.just("provisioning failure"),
+        reason=_TEXT,
+    ),
+    _spec("task.fallout.resolved", _SEQUENCE, task_id=_ref("task"), fallout_id=_FALLOUT),
+    _spec(
+        "task.fallout.reassigned",
+        _SEQUENCE,
+        task_id=_ref("task"),
+        fallout_id=_FALLOUT,
+        assigned_group=_TEXT,
+    ),
+    _spec(
+        "task.created",
+        work_order_id=_ref("work_order"),
+        task_id=st.sampled_from(["T8", "T9"]),
+        state=_TASK_STATE,
+    ),
+    _spec(
+        "workorder.created",
+        line_item_id=_ref("line_item"),
+        work_order_id=st.sampled_from(["W8", "W9"]),
+        state=_WORK_ORDER_STATE,
+    ),
+    _spec(
+        "order.line_item.added",
+        line_item=st.sampled_from(
+            [item("L9", wo("W7", task("T7"))), item("L9"), item("L8", wo("W6"))]
+        ),
+    ),
+    _spec("order.line_item.removed", line_item_id=_ref("line_item")),
+)
+"""Every kind of order event, mostly about the hierarchy's own entities."""
+
+Scenario = tuple[Hierarchy, list[Spec]]
+SCENARIOS = st.tuples(hierarchies(), st.lists(ANY_EVENT, max_size=20))
+
+
+def build(h: Hierarchy, specs: Sequence[Spec]) -> list[ev.OrderEvent]:
+    """order.created for the hierarchy, then one event per spec (references resolved)."""
+    e = Events()
+    created = e.created(*h.line_items, profile=h.profile, state=h.state)
+    resolved: list[Spec] = [
+        (type_, seq, {k: v.resolve(h) if isinstance(v, Ref) else v for k, v in fields.items()})
+        for type_, seq, fields in specs
+    ]
+    note(f"events: {resolved}")
+    return [created, *(e.make(type_, sequence=seq, **fields) for type_, seq, fields in resolved)]
+
+
+@dataclass
+class Step:
+    before: OrderRecord | None
+    event: ev.OrderEvent
+    after: OrderRecord
+    emitted: list[Emitted]
+
+
+def play(events: Sequence[ev.OrderEvent], record: OrderRecord | None = None) -> list[Step]:
+    """Apply the events one at a time, keeping every intermediate record."""
+    steps = []
+    for event in events:
+        outcome = apply(record, "O-1", [(event, T0)], default_profile=Profile.STANDARD)
+        steps.append(Step(record, event, outcome.record, outcome.emitted))
+        record = outcome.record
+    return steps
+
+
+def changes(steps: list[Step]) -> list[Change]:
+    return [change for step in steps for change in change_events(step.emitted)]
+
+
+def states(record: OrderRecord) -> dict[str, str]:
+    """Every work order's, line item's and the order's state, keyed by id."""
+    order = record.order
+    assert order is not None
+    return {
+        **{key: value.state for key, value in order.work_orders.items()},
+        **{key: value.state for key, value in order.line_items.items()},
+        order.order_id: order.state,
+    }
+
+
+# --- properties -----------------------------------------------------------------------------------
+
+
+@PROPERTIES
+@given(SCENARIOS)
+def test_final_states_are_absorbing(scenario: Scenario) -> None:
+    for change in changes(play(build(*scenario))):
+        assert change.previous is None or not is_final(change.previous), change
+
+
+@PROPERTIES
+@given(SCENARIOS)
+def test_every_change_changes_something_and_is_a_move_of_its_table(
+    scenario: Scenario,
+) -> None:
+    for change in changes(play(build(*scenario))):
+        assert change.previous != change.state, change
+        if change.previous is not None:
+            assert change.state in listed_moves(change.previous), change
+
+
+@PROPERTIES
+@given(SCENARIOS)
+def test_a_refused_event_leaves_the_order_unchanged(
+    scenario: Scenario,
+) -> None:
+    for step in play(build(*scenario)):
+        refused = [e.event for e in step.emitted if isinstance(e.event, out.CommandRejected)]
+        # A rejection may also answer a parked event retried after this one applied.
+        if step.before is None or not any(r.data.caused_by == step.event.id for r in refused):
+            continue
+        assert change_events(step.emitted) == []
+        before, after = step.before.order, step.after.order
+        assert (before and before.model_dump()) == (after and after.model_dump())
+
+
+@PROPERTIES
+@given(SCENARIOS)
+def test_every_line_item_of_a_final_order_is_final(scenario: Scenario) -> None:
+    for step in play(build(*scenario)):
+        order = step.after.order
+        if order is not None and order_is_final(order.state):
+            assert all(order_is_final(li.state) for li in order.line_items.values()), order
+
+
+@PROPERTIES
+@given(SCENARIOS, st.integers(0, 20))
+def test_apply_is_pure(scenario: Scenario, split: int) -> None:
+    events = build(*scenario)
+    head, tail = events[:split], events[split:]
+    record = apply(None, "O-1", [(e, T0) for e in head], default_profile=Profile.PSA).record
+    frozen = record.model_dump()
+    first = apply(record, "O-1", [(e, T0) for e in tail], default_profile=Profile.PSA)
+    second = apply(record, "O-1", [(e, T0) for e in tail], default_profile=Profile.PSA)
+    assert record.model_dump() == frozen, "apply mutated its input"
+    assert first.record == second.record
+    assert first.emitted == second.emitted
+
+
+# --- a parent's state depends on its children's current states, not on their history --------------
+
+_TASKS = st.lists(st.sampled_from(TaskState), max_size=8)
+_WORK_ORDERS = st.lists(st.sampled_from(WorkOrderState), max_size=8)
+
+
+@PROPERTIES
+@given(_TASKS.flatmap(lambda tasks: st.tuples(st.just(tasks), st.permutations(tasks))))
+def test_a_work_order_rolls_up_the_same_from_any_order_of_its_tasks(
+    tasks: tuple[list[TaskState], list[TaskState]],
+) -> None:
+    assert work_order_from_tasks(tasks[0]) == work_order_from_tasks(tasks[1])
+
+
+@PROPERTIES
+@given(
+    _WORK_ORDERS.flatmap(lambda wos: st.tuples(st.just(wos), st.permutations(wos))),
+    st.sampled_from(Profile),
+    st.booleans(),
+)
+def test_a_parent_rolls_up_the_same_from_any_order_of_its_work_orders(
+    work_orders: tuple[list[WorkOrderState], list[WorkOrderState]],
+    profile: Profile,
+    has_tasks: bool,
+) -> None:
+    first, second = work_orders
+    assert parent_from_work_orders(profile, first, has_tasks=has_tasks) == (
+        parent_from_work_orders(profile, second, has_tasks=has_tasks)
+    )
+
+
+_FINAL_TASK = st.sampled_from(["closed_complete", "canceled"])
+
+
+@st.composite
+def final_task_updates(draw: st.DrawFn) -> tuple[Scenario, list[Spec], list[int]]:
+    """A scenario, then updates that each move a distinct task straight to a final state, and a
+    permutation of those updates."""
+    h = draw(hierarchies())
+    prefix = draw(st.lists(ANY_EVENT, max_size=10))
+    tasks = draw(st.permutations(h.task_ids))[: draw(st.integers(0, len(h.task_ids)))]
+    finals: list[Spec] = [
+        ("task.updated", None, {"task_id": t, "state": draw(_FINAL_TASK)}) for t in tasks
+    ]
+    return (h, prefix), finals, draw(st.permutations(range(len(finals))))
+
+
+@PROPERTIES
+@given(final_task_updates())
+def test_parents_end_the_same_whatever_order_tasks_reach_final_states_in(
+    scenario: tuple[Scenario, list[Spec], list[int]],
+) -> None:
+    (h, prefix), finals, permutation = scenario
+    events = build(h, [*prefix, *finals])
+    start = len(events) - len(finals)
+    record = play(events[:start])[-1].after
+    # The same events (same ids and times), in the drawn order and permuted.
+    one_way = apply(record, "O-1", [(e, T0) for e in events[start:]], default_profile=h.profile)
+    permuted = [(events[start + i], T0) for i in permutation]
+    other_way = apply(record, "O-1", permuted, default_profile=h.profile)
+    assert states(one_way.record) == states(other_way.record)
+
+
+# --- standard profile: completed and canceled are decided by the work orders ----------------------
+
+PROGRESS_ONLY = st.tuples(
+    hierarchies(profiles=[Profile.STANDARD], states=["new"]),
+    st.lists(UPDATES | _spec("order.approved"), max_size=25),
+)
+"""A standard order created in new, and only task and work-order updates and its approval."""
+
+
+@PROPERTIES
+@given(PROGRESS_ONLY)
+def test_standard_order_completed_or_canceled_exactly_when_its_work_orders_say_so(
+    scenario: Scenario,
+) -> None:
+    for step in play(build(*scenario)):
+        order = step.after.order
+        assert order is not None
+        work_orders = [w.state for w in order.work_orders.values()]
+        all_final = all(work_order_is_final(state) for state in work_orders)
+        completed = all_final and WorkOrderState.CLOSED_COMPLETE in work_orders
+        canceled = all(state is WorkOrderState.CANCELED for state in work_orders)
+        assert (order.state is OrderState.COMPLETED) == completed, (order.state, work_orders)
+        assert (order.state is OrderState.CANCELED) == canceled, (order.state, work_orders)
