@@ -2,7 +2,8 @@
 """Project tasks on a fresh machine with only Python 3.11+ (standard library only).
 
     python3 tasks.py dev [--once]   install into .venv, then run `order-status dev`
-    python3 tasks.py test [ARGS]    install, then ruff, mypy and the whole pytest suite
+    python3 tasks.py test [ARGS]    install, then ruff, mypy and the whole pytest suite (with the
+                                    rules package's 100% branch coverage gate)
     python3 tasks.py bench [ARGS]   install, then the benchmark (bench/run.py)
     python3 tasks.py lock           regenerate the hashed lock files from pyproject.toml
 
@@ -49,10 +50,15 @@ def install() -> None:
     STAMP.write_text(digest.hexdigest())
 
 
+# Every status decision lives in worker/rules: every line and branch of it is tested.
+RULES_COVERAGE = ("--cov=worker.rules", "--cov-branch", "--cov-report=term-missing:skip-covered",
+                  "--cov-fail-under=100")
+
+
 def test(args: list[str]) -> None:
     run(BIN / "ruff", "check", ".")
     run(BIN / "mypy")
-    run(BIN / "python", "-m", "pytest", *args)
+    run(BIN / "python", "-m", "pytest", *RULES_COVERAGE, *args)
 
 
 def lock() -> None:

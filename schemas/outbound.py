@@ -124,6 +124,8 @@ class ServiceAttributesChangedData(Strict):
     state: ServiceState
     product_id: str | None
     location_id: str | None
+    previous_product_id: str | None = None
+    previous_location_id: str | None = None
     term_end: AwareDatetime | None
     order_id: str
     line_item_id: str

@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from typing import Any, cast
 
 import structlog
+from aiokafka.coordinator.assignors.range import RangePartitionAssignor
 from faststream import AckPolicy, FastStream
 from faststream.kafka import KafkaBroker, KafkaMessage
 from faststream.kafka.subscriber.usecase import BatchSubscriber
@@ -19,9 +20,8 @@ from redis.asyncio import Redis
 from schemas.internal import ServiceEvent
 from schemas.outbound import OpsEvent, ServiceStatusEvent, StatusEvent
 from worker.pipeline import BatchReport, Consumer, Pipeline
-from worker.scheduler import run_scheduler
+from worker.scheduler import expire_due, run_periodically
 from worker.settings import Settings
-from worker.store.expiry import ExpirySchedule
 from worker.store.snapshots import Stores
 
 log = structlog.get_logger("worker.app")
@@ -111,12 +111,14 @@ def build_app(
     pipeline = Pipeline(settings, stores, send)
 
     def batch_subscriber(*names: str, group_id: str, title: str) -> BatchSubscriber:
-        # Offsets are committed by hand (`_finish`), after the batch's outputs are acknowledged.
+        # The pipeline commits offsets itself, after the batch's outputs are acknowledged. The
+        # range assignor gives one instance partition p of every topic: the merge needs it.
         return broker.subscriber(
             *names,
             batch=True,
             group_id=group_id,
             title=title,
+            partition_assignment_strategy=(RangePartitionAssignor,),
             max_records=settings.batch_max_records,
             batch_timeout_ms=settings.batch_timeout_ms,
             auto_offset_reset="earliest",
@@ -151,17 +153,13 @@ def build_app(
 
     scheduler: list[asyncio.Task[None]] = []
 
+    async def expire_term_ends(now: datetime) -> int:
+        return await expire_due(pipeline.term_ends, send, topics.service_actions, now)
+
     async def start_scheduler() -> None:
+        jobs = [expire_term_ends, pipeline.expire_parked]
         scheduler.append(
-            asyncio.create_task(
-                run_scheduler(
-                    ExpirySchedule(redis),
-                    send,
-                    topics.service_actions,
-                    clock,
-                    settings.expiry_interval_s,
-                )
-            )
+            asyncio.create_task(run_periodically(jobs, clock, settings.expiry_interval_s))
         )
 
     async def stop_scheduler_and_redis() -> None:

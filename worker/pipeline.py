@@ -27,7 +27,7 @@ import asyncio
 import json
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Generic, Protocol, TypeVar
 
 import structlog
@@ -39,12 +39,17 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from schemas.inbound import InvalidEvent, OrderEvent, parse_order_event
 from schemas.internal import ServiceEvent, parse_service_event
-from schemas.outbound import CommandRejectedData, ServiceFulfillmentChangedData, UpdateStaleData
+from schemas.outbound import (
+    CommandRejectedData,
+    ServiceAttributesChangedData,
+    ServiceFulfillmentChangedData,
+    UpdateStaleData,
+)
 from worker import rules
 from worker.merge import Buffered, CoPartitionMerge, Partition
 from worker.rules import service as service_rules
 from worker.settings import Settings
-from worker.store.expiry import ExpirySchedule
+from worker.store.schedule import Schedule, parked_due, parked_key, term_ends, term_ends_key
 from worker.store.snapshots import OutboxEntry, SnapshotStore, Stores, Write
 
 log = structlog.get_logger("worker.pipeline")
@@ -247,7 +252,9 @@ class Pipeline:
         self._settings = settings
         self._stores = stores
         self._send = send
-        self._expiry = ExpirySchedule(stores.redis)
+        self.term_ends = Schedule(stores.redis, term_ends_key(settings.group_id))
+        self.parked = Schedule(stores.redis, parked_key(settings.group_id))
+        self._park_timeout = timedelta(seconds=settings.park_timeout_s)
         topics = settings.topics
         self.orders: Stage[OrderEvent] = Stage(topics.inbound, parse_order_event, _order_key)
         self.services: Stage[ServiceEvent] = Stage(
@@ -258,6 +265,7 @@ class Pipeline:
             rules.Stream.OPS: topics.ops,
             rules.Stream.SERVICE_ACTIONS: topics.service_actions,
             rules.Stream.SERVICE_STATUS: topics.service_status,
+            rules.Stream.DEAD_LETTER: topics.dead_letter,
         }
 
     async def process_orders(self, records: Sequence[Record], consumer: Consumer) -> BatchReport:
@@ -283,6 +291,7 @@ class Pipeline:
             lambda: self._settle(self._stores.orders, by_order, apply, report), "settle orders"
         )
         dead_letters += poisoned
+        await retrying(lambda: self._schedule_parked(orders.records.values()), "schedule")
         await retrying(lambda: self._publish(dead_letters, [orders.pending]), "publish")
         await retrying(lambda: self._stores.orders.acknowledge(orders.pending), "acknowledge")
         await retrying(lambda: self.orders.commit(consumer), "commit offsets")
@@ -321,7 +330,10 @@ class Pipeline:
             "settle activity",
         )
         dead_letters += poisoned
-        await retrying(lambda: self._expiry.schedule(services.records.values()), "schedule")
+        await retrying(
+            lambda: self.term_ends.set(term_ends(services.records.values()), keep_leases=True),
+            "schedule",
+        )
         await retrying(
             lambda: self._publish(dead_letters, [services.pending, activity.pending]), "publish"
         )
@@ -331,6 +343,41 @@ class Pipeline:
         report.dead_lettered = len(dead_letters)
         report.published = _count(services.pending) + _count(activity.pending)
         return report
+
+    async def expire_parked(self, now: datetime) -> int:
+        """Dead-letter the events parked longer than the park timeout (their parent never came);
+        run by the housekeeping timer. How many orders were swept."""
+        claimed = await self.parked.claim(now, timedelta(seconds=60))
+        older_than = now - self._park_timeout
+
+        def expire(
+            record: rules.OrderRecord | None, order_id: str, _: list[None]
+        ) -> tuple[rules.OrderRecord, list[rules.Emitted]]:
+            outcome = rules.expire_parked(
+                record or rules.OrderRecord(order_id=order_id), older_than
+            )
+            return outcome.record, outcome.emitted
+
+        report = BatchReport("parked")
+        swept = await self._settle(
+            self._stores.orders, {order_id: [None] for order_id in claimed}, expire, report
+        )
+        await self._schedule_parked(swept.records.values())
+        await self._publish([], [swept.pending])
+        await self._stores.orders.acknowledge(swept.pending)
+        for emitted in report.emitted:
+            log.warning(
+                "parked event expired, dead-lettered",
+                order_id=emitted.key,
+                event_id=emitted.event.id,
+                reason=emitted.reason,
+            )
+        return len(claimed)
+
+    async def _schedule_parked(self, records: Iterable[rules.OrderRecord]) -> None:
+        due, clear = parked_due(records, self._park_timeout)
+        await self.parked.set(due, keep_leases=False)
+        await self.parked.remove(clear)
 
     async def _settle(
         self,
@@ -351,16 +398,8 @@ class Pipeline:
                 _log_refusals(emitted)
                 report.emitted.extend(emitted)
                 settled.records[entity_id] = record
-                writes[entity_id] = Write(
-                    loaded[entity_id],
-                    record,
-                    [
-                        OutboxEntry(
-                            item.event.id, item.stream, item.key, item.event.model_dump_json()
-                        )
-                        for item in emitted
-                    ],
-                )
+                outbox = [_outbox_entry(item) for item in emitted]
+                writes[entity_id] = Write(loaded[entity_id], record, outbox)
             committed = await store.commit(writes)
             settled.pending.update(committed.pending)
             report.entities += len(committed.pending)
@@ -391,7 +430,7 @@ class Pipeline:
                             self._topics[rules.Stream(entry.stream)],
                             entry.key.encode(),
                             entry.payload.encode(),
-                            {"content-type": CONTENT_TYPE},
+                            entry.headers or {"content-type": CONTENT_TYPE},
                         )
                     )
         await asyncio.gather(*acks)
@@ -425,8 +464,26 @@ def _apply_isolating(
     return current, emitted
 
 
+def _outbox_entry(emitted: rules.Emitted) -> OutboxEntry:
+    headers = None
+    if emitted.reason is not None:
+        headers = {"content-type": CONTENT_TYPE, "dlq-error": emitted.reason}
+    return OutboxEntry(
+        emitted.event.id, emitted.stream, emitted.key, emitted.event.model_dump_json(), headers
+    )
+
+
 def _count(pending: Mapping[str, list[OutboxEntry]]) -> int:
     return sum(len(entries) for entries in pending.values())
+
+
+_SERVICE_CHANGES: dict[
+    str, type[ServiceFulfillmentChangedData] | type[ServiceAttributesChangedData]
+] = {
+    "service.fulfillment.changed": ServiceFulfillmentChangedData,
+    "service.attributes.changed": ServiceAttributesChangedData,
+}
+"""The service events that can move an account's, product's or location's activity."""
 
 
 def _activity_changes(
@@ -438,9 +495,10 @@ def _activity_changes(
     for entries in pending_services.values():
         for entry in entries:
             body = json.loads(entry.payload)
-            if body["type"] != "service.fulfillment.changed":
+            model = _SERVICE_CHANGES.get(body["type"])
+            if model is None:
                 continue
-            changed = ServiceFulfillmentChangedData.model_validate(body["data"])
+            changed = model.model_validate(body["data"])
             for kind, owner_id, activity in service_rules.activity_inputs(changed):
                 by_owner.setdefault(f"{kind}:{owner_id}", []).append(activity)
     return by_owner

@@ -1,11 +1,12 @@
-"""The term-expiry scheduler: turns due term ends into `service.term.ended` events for the service
-stage. Runs in every worker instance; the schedule's leases keep two from claiming one service at
-the same time, and the event's deterministic id makes a repeat harmless."""
+"""Housekeeping every worker instance runs on a timer: term ends become `service.term.ended`
+events for the service stage, and events parked too long go to the dead-letter topic. The
+schedules' leases keep two instances from claiming the same member at once, and deterministic ids
+make a repeat harmless. The clock is injected, so tests control time."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -14,10 +15,12 @@ import structlog
 from schemas.internal import TermEnded, TermEndedData
 from worker.pipeline import CONTENT_TYPE, Sender
 from worker.rules import output_id
-from worker.store.expiry import ExpirySchedule
+from worker.store.schedule import Schedule, parse_term_end_member
 
 log = structlog.get_logger("worker.scheduler")
 LEASE = timedelta(seconds=60)
+
+Job = Callable[[datetime], Awaitable[int]]
 
 
 def term_ended(service_id: str, term_end: datetime) -> TermEnded:
@@ -30,11 +33,11 @@ def term_ended(service_id: str, term_end: datetime) -> TermEnded:
     )
 
 
-async def expire_due(schedule: ExpirySchedule, send: Sender, topic: str, now: datetime) -> int:
-    """Send a term-ended event for every due service; answers how many were sent."""
+async def expire_due(schedule: Schedule, send: Sender, topic: str, now: datetime) -> int:
+    """Send a term-ended event for every service whose term has ended; how many were sent."""
     claimed = await schedule.claim(now, LEASE)
     acks: list[asyncio.Future[Any]] = []
-    for service_id, term_end in claimed:
+    for service_id, term_end in map(parse_term_end_member, claimed):
         event = term_ended(service_id, term_end)
         acks.append(
             await send(
@@ -45,23 +48,20 @@ async def expire_due(schedule: ExpirySchedule, send: Sender, topic: str, now: da
             )
         )
     await asyncio.gather(*acks)
-    await schedule.done(claimed)
+    await schedule.remove(claimed)
     if claimed:
         log.info("term ends sent", count=len(claimed))
     return len(claimed)
 
 
-async def run_scheduler(
-    schedule: ExpirySchedule,
-    send: Sender,
-    topic: str,
-    clock: Callable[[], datetime],
-    interval_s: float,
+async def run_periodically(
+    jobs: Sequence[Job], clock: Callable[[], datetime], interval_s: float
 ) -> None:
-    """Check for due term ends every `interval_s` until cancelled; a fault waits for next time."""
+    """Run every job each `interval_s` until cancelled; a failed run is retried next time."""
     while True:
-        try:
-            await expire_due(schedule, send, topic, clock())
-        except Exception:
-            log.exception("term-end check failed; retrying next interval")
+        for job in jobs:
+            try:
+                await job(clock())
+            except Exception:
+                log.exception("housekeeping failed; retrying next interval", job=repr(job))
         await asyncio.sleep(interval_s)

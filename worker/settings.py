@@ -74,6 +74,12 @@ class Settings(BaseSettings):
     session_timeout_ms: int = Field(default=10_000, gt=0)
     heartbeat_interval_ms: int = Field(default=3_000, gt=0)
 
+    park_timeout_s: float = Field(
+        default=600.0,
+        gt=0,
+        description="How long an event waits for an order or parent it names before it is "
+        "dead-lettered.",
+    )
     expiry_interval_s: float = Field(
         default=30.0, gt=0, description="How often term ends are checked."
     )

@@ -15,7 +15,7 @@ from typing import Any
 
 from schemas.inbound import InvalidEvent, parse_order_event
 from schemas.internal import ServiceAction, ServiceEvent, parse_service_event
-from schemas.outbound import ServiceFulfillmentChangedData
+from schemas.outbound import ServiceAttributesChangedData, ServiceFulfillmentChangedData
 from worker import rules
 from worker.rules import service as service_rules
 
@@ -70,11 +70,15 @@ def _apply_service(result: Simulation, event: ServiceEvent) -> None:
     result.services[service_id] = outcome.record
     for emitted in outcome.emitted:
         result.emitted.append(emitted.event.model_dump(mode="json"))
-        if isinstance(emitted.event.data, ServiceFulfillmentChangedData):
+        if isinstance(
+            emitted.event.data, ServiceFulfillmentChangedData | ServiceAttributesChangedData
+        ):
             _apply_activity(result, emitted.event.data)
 
 
-def _apply_activity(result: Simulation, changed: ServiceFulfillmentChangedData) -> None:
+def _apply_activity(
+    result: Simulation, changed: ServiceFulfillmentChangedData | ServiceAttributesChangedData
+) -> None:
     for kind, owner_id, activity in service_rules.activity_inputs(changed):
         key = f"{kind}:{owner_id}"
         record, emitted = service_rules.apply_activity(

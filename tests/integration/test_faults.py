@@ -119,7 +119,9 @@ async def _assert_matches_reference(
     expected_ids = {e["id"] for e in expected.emitted if e["type"] != "service.action"}
     seen = await consume_until(settings, outbound, _all_of(expected_ids), timeout_s=90)
     unexpected = [r.json() for r in seen if r.json()["id"] not in expected_ids]
-    assert unexpected == []
+    causes = {event["data"].get("caused_by") for event in unexpected}
+    reference = [e for e in expected.emitted if e["data"].get("caused_by") in causes]
+    assert unexpected == [], json.dumps({"unexpected": unexpected, "reference": reference})
     from redis.asyncio import Redis
 
     client = Redis.from_url(redis_url)

@@ -54,13 +54,15 @@ class Stream(StrEnum):
     OPS = "ops"
     SERVICE_ACTIONS = "service_actions"  # internal: the order stage to the service stage
     SERVICE_STATUS = "service_status"
+    DEAD_LETTER = "dead_letter"
 
 
 @dataclass(frozen=True, slots=True)
 class Emitted:
     stream: Stream
     key: str
-    event: out.StatusEvent | out.OpsEvent | out.ServiceStatusEvent | ServiceAction
+    event: out.StatusEvent | out.OpsEvent | out.ServiceStatusEvent | ServiceAction | ev.OrderEvent
+    reason: str | None = None  # why, for a dead letter
 
 
 @dataclass(slots=True)
@@ -76,6 +78,10 @@ class Refused(Exception):
 class Missing(Refused):
     """An event naming a parent not known yet. Topics interleave arbitrarily (a task.created may
     overtake its workorder.created), so such an event is parked and retried as the order grows."""
+
+    def __init__(self, parent: str) -> None:
+        super().__init__(f"unknown {parent}")
+        self.parent = parent
 
 
 def output_id(cause: str, kind: str, subject: str) -> str:
@@ -116,7 +122,10 @@ def _apply_one(
         return False
     order = record.order
     if order is None and not isinstance(event, ev.OrderCreated):
-        record.parked.append(ParkedEvent(event=event, received_at=received_at))
+        waiting_for = f"order {record.order_id}"
+        record.parked.append(
+            ParkedEvent(event=event, received_at=received_at, waiting_for=waiting_for)
+        )
         return False
     if order is not None:
         stale = _stale(order, event)
@@ -127,21 +136,30 @@ def _apply_one(
     line_items_before = dict(order.line_items) if order is not None else {}
     try:
         actor = _handle(record, event, default_profile)
-    except Missing:
-        record.parked.append(ParkedEvent(event=event, received_at=received_at))
+    except Missing as missing:
+        record.parked.append(
+            ParkedEvent(event=event, received_at=received_at, waiting_for=missing.parent)
+        )
         return False
     except Refused as refusal:
         outcome.emitted.append(_rejected(record.order_id, event, at, str(refusal)))
         return False
     if record.deleted:
         outcome.emitted.append(_deleted(record.order_id, event, at))
+        # A deleted draft's line items are gone: the services they created are canceled.
+        assert record.order is not None
+        outcome.emitted.extend(
+            _service_actions(record.order, {}, before, line_items_before, event, at)
+        )
         return True
     order = record.order
     assert order is not None  # every handler but delete leaves an order
     _versioned(order, event).advance(event.sequence, event.time)
     outcome.emitted.extend(_changes(order, before, event, at, actor))
     outcome.emitted.extend(_fallout_emitted(order, event, at))
-    outcome.emitted.extend(_service_actions(order, before, line_items_before, event, at))
+    outcome.emitted.extend(
+        _service_actions(order, order.line_items, before, line_items_before, event, at)
+    )
     return True
 
 
@@ -158,13 +176,25 @@ def _retry_parked(outcome: Outcome, default_profile: Profile) -> None:
         progress = len(record.parked) < len(waiting)
 
 
-def expire_parked(
-    record: OrderRecord, older_than: datetime
-) -> tuple[OrderRecord, list[ParkedEvent]]:
-    """Split off events parked before `older_than`: their order never arrived."""
-    kept = [parked for parked in record.parked if parked.received_at >= older_than]
-    expired = [parked for parked in record.parked if parked.received_at < older_than]
-    return record.model_copy(update={"parked": kept}), expired
+def expire_parked(record: OrderRecord, older_than: datetime) -> Outcome:
+    """Events parked before `older_than` waited too long for their parent: they leave the record
+    for the dead-letter topic, each with what it waited for."""
+    current = record.clone()
+    expired = [parked for parked in current.parked if parked.received_at < older_than]
+    current.parked = [parked for parked in current.parked if parked.received_at >= older_than]
+    return Outcome(
+        current,
+        [
+            Emitted(
+                Stream.DEAD_LETTER,
+                record.order_id,
+                parked.event,
+                reason=f"{parked.waiting_for} never arrived (parked since "
+                f"{parked.received_at.isoformat()})",
+            )
+            for parked in expired
+        ],
+    )
 
 
 # --- guards ------------------------------------------------------------------------------------
@@ -345,7 +375,7 @@ def _create_work_order(record: OrderRecord, event: ev.WorkOrderCreated) -> Actor
     data = event.data
     line_item = order.line_items.get(data.line_item_id)
     if line_item is None:
-        raise Missing(f"unknown line item {data.line_item_id}")
+        raise Missing(f"line item {data.line_item_id}")
     if order_is_final(line_item.state):
         raise Refused(f"line item {data.line_item_id} is {line_item.state}")
     _check_new_work_order(order, data.work_order_id, data.state)
@@ -365,7 +395,7 @@ def _update_work_order(record: OrderRecord, event: ev.WorkOrderUpdated) -> Actor
     data = event.data
     work_order = order.work_orders.get(data.work_order_id)
     if work_order is None:
-        raise Missing(f"unknown work order {data.work_order_id}")
+        raise Missing(f"work order {data.work_order_id}")
     if data.state is work_order.state:
         return _NO_ACTOR
     if data.state is WorkOrderState.FAILED and order.profile is not Profile.TMF:
@@ -394,7 +424,7 @@ def _create_task(record: OrderRecord, event: ev.TaskCreated) -> Actor:
     data = event.data
     work_order = order.work_orders.get(data.work_order_id)
     if work_order is None:
-        raise Missing(f"unknown work order {data.work_order_id}")
+        raise Missing(f"work order {data.work_order_id}")
     if work_order_is_final(work_order.state):
         raise Refused(f"work order {data.work_order_id} is {work_order.state}")
     if data.task_id in order.tasks:
@@ -410,7 +440,7 @@ def _create_task(record: OrderRecord, event: ev.TaskCreated) -> Actor:
 def _known_task(order: Order, task_id: str) -> Task:
     task = order.tasks.get(task_id)
     if task is None:
-        raise Missing(f"unknown task {task_id}")
+        raise Missing(f"task {task_id}")
     return task
 
 
@@ -839,17 +869,18 @@ _SERVICE_OUTCOMES: Final[dict[OrderState, Literal["completed", "canceled"]]] = {
 
 def _service_actions(
     order: Order,
+    line_items: dict[str, LineItem],
     before: States,
     line_items_before: dict[str, LineItem],
     cause: ev.OrderEvent,
     at: datetime,
 ) -> list[Emitted]:
     """What each line item did to its service: an `add` creates it; reaching a final state
-    completes or cancels the line item's action, and removing the line item cancels it (the
-    service stage decides what that means for the service's status)."""
+    completes or cancels the line item's action, and removing the line item (or deleting the
+    order) cancels it (the service stage decides what that means for the service's status)."""
     emitted = []
-    removed = [item for key, item in line_items_before.items() if key not in order.line_items]
-    for line_item in [*order.line_items.values(), *removed]:
+    removed = [item for key, item in line_items_before.items() if key not in line_items]
+    for line_item in [*line_items.values(), *removed]:
         if line_item.service_id is None:
             continue
         previous = before.get(("line_item", line_item.line_item_id))

@@ -106,7 +106,11 @@ def apply_service(
     for event, received_at in events:
         if event.id in current.applied:
             continue
-        current.applied.add(event.id)
+        # A term end is not recorded as applied: its own guard (the term's end must still be the
+        # one ending) makes it idempotent, and one that found the service still new must count
+        # when the scheduler sends it again once the service is in service.
+        if not isinstance(event, TermEnded):
+            current.applied.add(event.id)
         at = event.time or received_at
         try:
             outcome.emitted.extend(_apply_one(current, event, at))
@@ -176,6 +180,7 @@ def _attributes_changed(service: Service, event: ServiceAction, at: datetime) ->
     data = event.data
     if service_is_final(service.state):
         raise Refused(f"service {service.service_id} is {service.state}: it cannot change")
+    previous_product, previous_location = service.product_id, service.location_id
     service.product_id = data.product_id or service.product_id
     service.location_id = data.location_id or service.location_id
     service.term = data.term or service.term
@@ -189,6 +194,8 @@ def _attributes_changed(service: Service, event: ServiceAction, at: datetime) ->
             state=service.state,
             product_id=service.product_id,
             location_id=service.location_id,
+            previous_product_id=previous_product,
+            previous_location_id=previous_location,
             term_end=service.term.end if service.term else None,
             order_id=data.order_id,
             line_item_id=data.line_item_id,
@@ -317,9 +324,34 @@ _ACTIVITY_EVENTS: Final[dict[ActivityKind, tuple[type[ActivityEvent], str]]] = {
 
 
 def activity_inputs(
-    changed: out.ServiceFulfillmentChangedData,
+    changed: out.ServiceFulfillmentChangedData | out.ServiceAttributesChangedData,
 ) -> list[tuple[ActivityKind, str, ServiceActivity]]:
-    """The accounts, products and locations a service change may flip, with what it did."""
+    """The accounts, products and locations a service change may flip, with what it did: a
+    status change that starts or stops the service counts for all its owners; an active service
+    that moves to another product or location leaves the old one and joins the new."""
+    if isinstance(changed, out.ServiceAttributesChangedData):
+        if not service_is_active(changed.state):
+            return []
+        moves: list[tuple[ActivityKind, str | None, str | None]] = [
+            ("product", changed.previous_product_id, changed.product_id),
+            ("location", changed.previous_location_id, changed.location_id),
+        ]
+        inputs: list[tuple[ActivityKind, str, ServiceActivity]] = []
+        for kind, old, new in moves:
+            if old == new:
+                continue
+            for owner, active in ((old, False), (new, True)):
+                if owner is not None:
+                    inputs.append(
+                        (
+                            kind,
+                            owner,
+                            ServiceActivity(
+                                changed.service_id, active, changed.caused_by, changed.effective_at
+                            ),
+                        )
+                    )
+        return inputs
     was_active = changed.previous is not None and service_is_active(changed.previous)
     if was_active == changed.active:
         return []

@@ -111,10 +111,11 @@ class Order(Versioned):
 
 
 class ParkedEvent(BaseModel):
-    """An event for an order that does not exist yet, kept until its order.created arrives."""
+    """An event naming an order or parent that does not exist yet, kept until it arrives."""
 
     event: OrderEventField
     received_at: AwareDatetime
+    waiting_for: str = Field(description="What it waits for, e.g. `work order WO-1`.")
 
 
 class OrderRecord(BaseModel):

@@ -3,7 +3,8 @@
 Layout per entity, all of its keys under one hash tag so every script runs on Redis Cluster:
   {KIND:ID}          hash: `version` (bumped on every write), `record` (the record's JSON)
   {KIND:ID}:outbox   list: outbound events written with the record and not yet acknowledged by
-                     the broker, oldest first; each a JSON array [id, stream, key, payload]
+                     the broker, oldest first; each a JSON array [id, stream, key, payload] with
+                     the record's headers as a fifth element where it has any
 """
 
 from __future__ import annotations
@@ -41,14 +42,18 @@ class OutboxEntry:
     stream: str
     key: str
     payload: str
+    headers: dict[str, str] | None = None  # a dead letter's reason; else the content type
 
     def encode(self) -> str:
-        return json.dumps([self.id, self.stream, self.key, self.payload], separators=(",", ":"))
+        fields: list[object] = [self.id, self.stream, self.key, self.payload]
+        if self.headers:
+            fields.append(self.headers)
+        return json.dumps(fields, separators=(",", ":"))
 
     @classmethod
     def decode(cls, raw: bytes | str) -> OutboxEntry:
-        entry_id, stream, key, payload = json.loads(raw)
-        return cls(entry_id, stream, key, payload)
+        entry_id, stream, key, payload, *headers = json.loads(raw)
+        return cls(entry_id, stream, key, payload, headers[0] if headers else None)
 
 
 @dataclass(frozen=True, slots=True)

@@ -184,7 +184,9 @@ def test_a_parked_event_that_turns_out_illegal_is_refused_when_retried() -> None
     ]
 
 
-def test_expire_parked_splits_off_events_parked_before_the_cutoff() -> None:
+def test_expire_parked_dead_letters_events_parked_before_the_cutoff_with_what_they_waited_for() -> (
+    None
+):
     e = Events()
     old, new = e.task_updated("T1", "in_progress"), e.task_updated("T2", "in_progress")
     parked = apply(
@@ -193,10 +195,12 @@ def test_expire_parked_splits_off_events_parked_before_the_cutoff() -> None:
         [(old, T0), (new, T0 + timedelta(hours=2))],
         default_profile=Profile.STANDARD,
     )
-    kept, expired = expire_parked(parked.record, T0 + timedelta(hours=1))
-    assert [p.event.id for p in expired] == [old.id]
-    assert [p.event.id for p in kept.parked] == [new.id]
-    assert len(parked.record.parked) == 2
+    swept = expire_parked(parked.record, T0 + timedelta(hours=1))
+    assert [(d.stream, d.event.id) for d in swept.emitted] == [(Stream.DEAD_LETTER, old.id)]
+    assert swept.emitted[0].reason is not None
+    assert swept.emitted[0].reason.startswith(f"order {ORDER_ID} never arrived (parked since")
+    assert [p.event.id for p in swept.record.parked] == [new.id]
+    assert len(parked.record.parked) == 2  # the input is not changed
 
 
 # --- tmf profile ----------------------------------------------------------------------------------

@@ -333,9 +333,10 @@ def test_refused_events_are_rejected_on_the_ops_stream(
     order = send.data.order_id if isinstance(send, ServiceAction) else None
     assert rejected.order_id == order
     assert (sent.stream, sent.key) == (Stream.OPS, order or SERVICE)
-    # A refusal changes nothing but the record of applied events.
+    # A refusal changes nothing but the record of applied events (term ends are never recorded:
+    # their own guard makes them idempotent, see apply_service).
     assert outcome.record.service == (record.service if record is not None else None)
-    assert send.id in outcome.record.applied
+    assert (send.id in outcome.record.applied) is not isinstance(send, TermEnded)
 
 
 def test_change_completed_changes_attributes_and_keeps_the_status() -> None:
@@ -358,6 +359,8 @@ def test_change_completed_changes_attributes_and_keeps_the_status() -> None:
         state=S.IN_SERVICE,
         product_id="P-2",
         location_id="LOC-2",
+        previous_product_id=PRODUCT,
+        previous_location_id=LOCATION,
         term_end=new_term.end,
         order_id="O-2",
         line_item_id="L-9",
@@ -761,3 +764,44 @@ def test_activity_output_is_deterministic() -> None:
 
     assert [s.event.model_dump() for s in first[1]] == [s.event.model_dump() for s in second[1]]
     assert first[0] == second[0]
+
+
+def _moved(
+    state: ServiceState, old: str | None, new: str | None
+) -> out.ServiceAttributesChangedData:
+    return out.ServiceAttributesChangedData(
+        service_id=SERVICE,
+        state=state,
+        product_id=PRODUCT,
+        location_id=new,
+        previous_product_id=PRODUCT,
+        previous_location_id=old,
+        term_end=None,
+        order_id="O-2",
+        line_item_id="L-9",
+        effective_at=T0,
+        caused_by="change-1",
+    )
+
+
+@pytest.mark.parametrize(
+    ("state", "old", "new", "expected"),
+    [
+        (
+            S.IN_SERVICE,
+            "LOC-1",
+            "LOC-2",
+            [("location", "LOC-1", False), ("location", "LOC-2", True)],
+        ),
+        (S.NEW, None, "LOC-2", [("location", "LOC-2", True)]),
+        (S.IN_SERVICE, "LOC-1", "LOC-1", []),
+        (S.SUSPENDED_FOR_NON_PAY, "LOC-1", "LOC-2", []),
+    ],
+    ids=["active-moves", "active-gets-a-first-location", "unchanged", "inactive-moves"],
+)
+def test_an_active_service_moved_by_a_change_leaves_its_old_owner_and_joins_the_new(
+    state: ServiceState, old: str | None, new: str | None, expected: list[tuple[str, str, bool]]
+) -> None:
+    inputs = activity_inputs(_moved(state, old, new))
+    assert [(kind, owner, change.active) for kind, owner, change in inputs] == expected
+    assert all(change.cause == "change-1" for _, _, change in inputs)
