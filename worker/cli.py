@@ -52,6 +52,9 @@ def _simulate(settings: Settings, path: Path, as_json: bool) -> int:
                 {
                     "events": result.emitted,
                     "orders": {oid: r.model_dump(mode="json") for oid, r in result.records.items()},
+                    "services": {
+                        sid: r.model_dump(mode="json") for sid, r in result.services.items()
+                    },
                     "invalid": [{"line": line, "error": error} for line, error in result.invalid],
                 },
                 indent=2,
@@ -65,6 +68,9 @@ def _simulate(settings: Settings, path: Path, as_json: bool) -> int:
         for record in result.records.values():
             print()
             print(order_tree(record))
+        for service in result.services.values():
+            print()
+            print(service_view(service))
     return 1 if result.invalid else 0
 
 

@@ -44,6 +44,10 @@ class CoPartitionMerge(Generic[E]):
         self._rank = {topic: rank for rank, topic in enumerate(topics)}
         self._buffers: dict[Partition, deque[Buffered[E]]] = {}
         self._next_offset: dict[Partition, int] = {}
+        # The latest event time released per partition number: a record fetched later with an
+        # earlier time arrived out of order (it reached the broker after the merge moved on).
+        self._released_until: dict[int, datetime] = {}
+        self.late: list[Buffered[E]] = []
 
     def add(self, items: Iterable[Buffered[E]]) -> None:
         """Buffer fetched records; a record already buffered or released (fetched again after a
@@ -52,6 +56,9 @@ class CoPartitionMerge(Generic[E]):
             partition = buffered.partition
             if buffered.offset < self._next_offset.get(partition, -1):
                 continue
+            released_until = self._released_until.get(partition.partition)
+            if released_until is not None and buffered.time < released_until:
+                self.late.append(buffered)
             self._buffers.setdefault(partition, deque()).append(buffered)
             self._next_offset[partition] = buffered.offset + 1
 
@@ -77,7 +84,11 @@ class CoPartitionMerge(Generic[E]):
                 if not heads:
                     break
                 _, _, earliest = min(heads)
-                released.append(self._buffers[earliest].popleft())
+                head = self._buffers[earliest].popleft()
+                released.append(head)
+                self._released_until[earliest.partition] = max(
+                    head.time, self._released_until.get(earliest.partition, head.time)
+                )
         return released
 
     def buffered(self, partition: Partition) -> int:

@@ -190,6 +190,7 @@ class Stage(Generic[E]):
     ) -> None:
         self.topics = topics
         self.merge: CoPartitionMerge[Inbound[E] | DeadLetter] = CoPartitionMerge(topics)
+        self.late = 0  # records that arrived after later ones of their partition were applied
         self._parse = parse
         self._key_of = key_of
 
@@ -219,6 +220,17 @@ class Stage(Generic[E]):
                 Buffered(Partition(record.topic, record.partition), record.offset, moment, item)
             )
         self.merge.add(buffered)
+        # Redeliveries are late by nature; anything else late was applied out of event-time order.
+        for late in self.merge.late:
+            log.debug(
+                "event arrived after later events of its partition were applied",
+                topic=late.partition.topic,
+                partition=late.partition.partition,
+                offset=late.offset,
+                time=late.time.isoformat(),
+            )
+        self.late += len(self.merge.late)
+        self.merge.late.clear()
         assigned = [Partition(tp.topic, tp.partition) for tp in consumer.assignment()]
         caught_up = [p for p in assigned if await _caught_up(consumer, p)]
         by_key: dict[str, list[Inbound[E]]] = {}

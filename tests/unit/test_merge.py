@@ -78,3 +78,12 @@ def test_partitions_of_topics_outside_the_merge_are_ignored() -> None:
     merge = merge_with(record(TASKS, 0, 1))
     released = merge.release([*ASSIGNED, Partition("elsewhere", 0)], caught_up=ASSIGNED)
     assert items(released) == ["tasks-0@0"]
+
+
+def test_a_record_fetched_after_later_ones_of_its_partition_were_released_is_reported_late() -> (
+    None
+):
+    merge = merge_with(record(TASKS, 0, 5))
+    merge.release(ASSIGNED, caught_up=ASSIGNED)
+    merge.add([record(ORDERS, 0, 3), record(OTHER_ORDERS, 0, 1)])
+    assert items(merge.late) == ["orders-0@0"]  # partition 1 had released nothing yet

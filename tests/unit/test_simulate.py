@@ -37,6 +37,7 @@ def test_simulate_json_reports_events_orders_and_invalid_lines(
     assert main(["simulate", str(feed), "--json"]) == 1
     result = json.loads(capsys.readouterr().out)
     assert result["orders"]["O-1001"]["order"]["state"] == "completed"
+    assert result["services"]["SVC-INTERNET-1"]["service"]["state"] == "in_service"
     assert result["invalid"] == [{"line": 16, "error": result["invalid"][0]["error"]}]
     assert result["invalid"][0]["error"].startswith("record: Invalid JSON")
     assert len({event["id"] for event in result["events"]}) == len(result["events"])
