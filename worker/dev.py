@@ -20,6 +20,7 @@ from worker.app import build_app
 from worker.embedded import local_broker, local_redis
 from worker.logs import configure_logging
 from worker.render import order_tree, service_view, timeline_line
+from worker.rules.states import OrderState, order_is_final
 from worker.settings import Settings
 from worker.store.snapshots import Stores, outbox_key, record_key
 
@@ -91,9 +92,6 @@ class Demo:
         ]
 
 
-_FINAL_ORDER_STATES = ("completed", "canceled", "rejected", "partial", "failed")
-
-
 async def print_timeline(settings: Settings, demo: Demo, stop: asyncio.Event) -> None:
     """Print every outbound event until each demo order reached a final state and each demo
     service left `new` (or `stop`)."""
@@ -119,7 +117,10 @@ async def print_timeline(settings: Settings, demo: Demo, stop: asyncio.Event) ->
                 event = json.loads(record.value)
                 print(timeline_line(event), flush=True)
                 data = event["data"]
-                if event["type"] == "order.state.changed" and data["state"] in _FINAL_ORDER_STATES:
+                order_ended = event["type"] == "order.state.changed" and order_is_final(
+                    OrderState(data["state"])
+                )
+                if order_ended:
                     unfinished.discard(data["order_id"])
                 if event["type"] == "service.fulfillment.changed" and data["state"] != "new":
                     unfinished.discard(data["service_id"])

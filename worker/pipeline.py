@@ -526,24 +526,9 @@ def _apply_activity(
 
 
 def _log_refusals(emitted: Sequence[rules.Emitted]) -> None:
+    """A log line for each refused or stale input, bound to its event id and order id."""
     for item in emitted:
         data = item.event.data
-        if isinstance(data, CommandRejectedData):
-            log.info(
-                "refused",
-                event_id=data.caused_by,
-                order_id=data.order_id,
-                service_id=data.service_id,
-                command=data.command,
-                reason=data.reason,
-            )
-        elif isinstance(data, UpdateStaleData):
-            log.info(
-                "stale update ignored",
-                event_id=data.caused_by,
-                order_id=data.order_id,
-                entity=data.entity,
-                id=data.id,
-                sequence=data.sequence,
-                applied_sequence=data.applied_sequence,
-            )
+        if isinstance(data, CommandRejectedData | UpdateStaleData):
+            fields = data.model_dump(mode="json", exclude={"caused_by", "at"}, exclude_none=True)
+            log.info(item.event.type, event_id=data.caused_by, **fields)
