@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
-from typing import Final, Literal
+from typing import Any, Final, Literal
 
 from schemas import inbound as ev
 from schemas import outbound as out
@@ -132,7 +132,7 @@ def _apply_one(
         if stale is not None:
             outcome.emitted.append(stale)
             return False
-    before = _states(order)
+    before = States.of(order)
     line_items_before = dict(order.line_items) if order is not None else {}
     try:
         actor = _handle(record, event, default_profile)
@@ -386,7 +386,7 @@ def _create_work_order(record: OrderRecord, event: ev.WorkOrderCreated) -> Actor
         state=data.state,
     )
     line_item.work_order_ids.append(data.work_order_id)
-    _refresh(order)
+    _refresh(order, data.work_order_id)
     return _NO_ACTOR
 
 
@@ -408,7 +408,7 @@ def _update_work_order(record: OrderRecord, event: ev.WorkOrderUpdated) -> Actor
     work_order.state = data.state
     if data.state is WorkOrderState.CANCELED:
         _cancel_tasks(order, work_order)
-    _refresh(order)
+    _refresh(order, work_order.work_order_id)
     return _NO_ACTOR
 
 
@@ -433,7 +433,7 @@ def _create_task(record: OrderRecord, event: ev.TaskCreated) -> Actor:
         task_id=data.task_id, work_order_id=data.work_order_id, state=data.state
     )
     work_order.task_ids.append(data.task_id)
-    _refresh(order)
+    _refresh(order, work_order.work_order_id)
     return _NO_ACTOR
 
 
@@ -454,7 +454,7 @@ def _update_task(record: OrderRecord, event: ev.TaskUpdated) -> Actor:
     task = _known_task(order, event.data.task_id)
     _move_task(task, event.data.state)
     task.state = event.data.state
-    _refresh(order)
+    _refresh(order, task.work_order_id)
     return _NO_ACTOR
 
 
@@ -472,7 +472,7 @@ def _raise_fallout(record: OrderRecord, event: ev.FalloutRaised) -> Actor:
         assigned_group=data.assigned_group,
     )
     task.state = TaskState.ON_HOLD
-    _refresh(order)
+    _refresh(order, task.work_order_id)
     return _NO_ACTOR
 
 
@@ -493,7 +493,7 @@ def _resolve_fallout(record: OrderRecord, event: ev.FalloutResolved) -> Actor:
     # The task stays on hold while another fallout on it is still open.
     if task.state is TaskState.ON_HOLD and not any(f.open for f in task.fallouts.values()):
         task.state = TaskState.RESOLVED
-    _refresh(order)
+    _refresh(order, task.work_order_id)
     return _NO_ACTOR
 
 
@@ -674,14 +674,25 @@ def _handle(record: OrderRecord, event: ev.OrderEvent, default_profile: Profile)
 # --- recomputing parents -------------------------------------------------------------------------
 
 
-def _refresh(order: Order) -> None:
-    """Re-derive every work order, line item and the order from the current children."""
-    for work_order in order.work_orders.values():
+def _refresh(order: Order, work_order_id: str | None = None) -> None:
+    """Re-derive the parents from the current children: every work order, line item and the
+    order; or, after an event about one work order (or one of its tasks), that work order, its
+    line item and the order, and every line item only if the order's state moved."""
+    if work_order_id is None:
+        work_orders = list(order.work_orders.values())
+    else:
+        work_orders = [order.work_orders[work_order_id]]
+    for work_order in work_orders:
         _refresh_work_order(order, work_order)
     # The order first: it rolls up from the work orders alone, and a line item without progress
     # follows the order's new state (a final one included).
+    previous = order.state
     order.state = _order_state(order)
-    _refresh_line_items(order)
+    if work_order_id is None or order.state is not previous:
+        _refresh_line_items(order)
+    else:
+        line_item = order.line_items[work_orders[0].line_item_id]
+        line_item.state = _line_item_state(order, line_item)
 
 
 def _refresh_line_items(order: Order) -> None:
@@ -762,24 +773,27 @@ def _line_item_state(order: Order, line_item: LineItem) -> OrderState:
 # --- what to publish -----------------------------------------------------------------------------
 
 EntityKind = Literal["task", "work_order", "line_item", "order"]
-States = dict[tuple[EntityKind, str], str]
 
 
-def _entity_states(order: Order) -> Iterable[tuple[EntityKind, str, str]]:
-    """Every entity's (kind, id, state), children before parents."""
-    for task_id, task in order.tasks.items():
-        yield "task", task_id, task.state
-    for work_order_id, work_order in order.work_orders.items():
-        yield "work_order", work_order_id, work_order.state
-    for line_item_id, line_item in order.line_items.items():
-        yield "line_item", line_item_id, line_item.state
-    yield "order", order.order_id, order.state
+@dataclass(frozen=True, slots=True)
+class States:
+    """Every entity's state before an event, per kind, to diff against after it."""
 
+    tasks: dict[str, str]
+    work_orders: dict[str, str]
+    line_items: dict[str, str]
+    order: str | None
 
-def _states(order: Order | None) -> States:
-    if order is None:
-        return {}
-    return {(kind, entity_id): state for kind, entity_id, state in _entity_states(order)}
+    @classmethod
+    def of(cls, order: Order | None) -> States:
+        if order is None:
+            return cls({}, {}, {}, None)
+        return cls(
+            {task_id: task.state for task_id, task in order.tasks.items()},
+            {wo_id: work_order.state for wo_id, work_order in order.work_orders.items()},
+            {li_id: line_item.state for li_id, line_item in order.line_items.items()},
+            order.state,
+        )
 
 
 _CHANGE_EVENTS: Final[
@@ -797,33 +811,52 @@ def _changes(
 ) -> list[Emitted]:
     """One event per entity whose state changed, child before parent."""
     emitted: list[Emitted] = []
-    for kind, entity_id, state in _entity_states(order):
-        previous = before.get((kind, entity_id))
-        if previous == state:
-            continue
-        event_type, id_field, labels = _CHANGE_EVENTS[kind]
-        data = {
-            "order_id": order.order_id,
-            "previous": previous,
-            "state": state,
-            "labels": labels[state]._asdict(),
-            "caused_by": cause.id,
-            "at": at,
-            "actor": actor[0],
-            "reason": actor[1],
-        }
-        if id_field is not None:
-            data[id_field] = entity_id
-        event = event_type.model_validate(
-            {
-                "id": output_id(cause.id, kind, entity_id),
-                "subject": entity_id,
-                "time": at,
-                "data": data,
-            }
+    kinds: tuple[tuple[EntityKind, dict[str, Any], dict[str, str]], ...] = (
+        ("task", order.tasks, before.tasks),
+        ("work_order", order.work_orders, before.work_orders),
+        ("line_item", order.line_items, before.line_items),
+    )
+    for kind, entities, previous_states in kinds:
+        for entity_id, entity in entities.items():
+            previous = previous_states.get(entity_id)
+            if previous != entity.state:
+                emitted.append(
+                    _change(order, kind, entity_id, previous, entity.state, cause, at, actor)
+                )
+    if before.order != order.state:
+        emitted.append(
+            _change(order, "order", order.order_id, before.order, order.state, cause, at, actor)
         )
-        emitted.append(Emitted(Stream.STATUS, order.order_id, event))
     return emitted
+
+
+def _change(
+    order: Order,
+    kind: EntityKind,
+    entity_id: str,
+    previous: str | None,
+    state: str,
+    cause: ev.OrderEvent,
+    at: datetime,
+    actor: Actor,
+) -> Emitted:
+    event_type, id_field, labels = _CHANGE_EVENTS[kind]
+    data = {
+        "order_id": order.order_id,
+        "previous": previous,
+        "state": state,
+        "labels": labels[state]._asdict(),
+        "caused_by": cause.id,
+        "at": at,
+        "actor": actor[0],
+        "reason": actor[1],
+    }
+    if id_field is not None:
+        data[id_field] = entity_id
+    event = event_type.model_validate(
+        {"id": output_id(cause.id, kind, entity_id), "subject": entity_id, "time": at, "data": data}
+    )
+    return Emitted(Stream.STATUS, order.order_id, event)
 
 
 def _fallout_emitted(order: Order, cause: ev.OrderEvent, at: datetime) -> list[Emitted]:
@@ -883,7 +916,7 @@ def _service_actions(
     for line_item in [*line_items.values(), *removed]:
         if line_item.service_id is None:
             continue
-        previous = before.get(("line_item", line_item.line_item_id))
+        previous = before.line_items.get(line_item.line_item_id)
         outcome: Literal["created", "completed", "canceled"] | None
         if line_item in removed:
             outcome = "canceled"
