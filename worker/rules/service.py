@@ -75,13 +75,16 @@ class ServiceOutcome:
     emitted: list[Emitted] = field(default_factory=list)
 
 
-# What a completed line item action does to the service (seed 004 and DOMAIN.md).
-COMPLETED_ACTION_STATE: Final[dict[str, ServiceState | None]] = {
-    "add": _S.IN_SERVICE,  # billing starts
-    "disconnect": _S.CANCELED_BY_USER,
-    "suspend": _S.SUSPENDED_FOR_NON_PAY,
-    "resume": _S.IN_SERVICE,
-    "change": None,  # the status stays; the attributes change
+# What a completed line item action does to the service (seed 004 and DOMAIN.md): the state it
+# leads to, from the states it may complete in. A `change` keeps the status (its attributes
+# change); a `resume` brings back only a suspended service.
+_LIVE: Final = frozenset({_S.NEW, _S.IN_SERVICE, _S.SUSPENDED_FOR_NON_PAY})
+COMPLETED_ACTION: Final[dict[str, tuple[ServiceState, frozenset[ServiceState]] | None]] = {
+    "add": (_S.IN_SERVICE, frozenset({_S.NEW})),  # billing starts
+    "disconnect": (_S.CANCELED_BY_USER, _LIVE),
+    "suspend": (_S.SUSPENDED_FOR_NON_PAY, frozenset({_S.IN_SERVICE})),
+    "resume": (_S.IN_SERVICE, frozenset({_S.SUSPENDED_FOR_NON_PAY})),
+    "change": None,
 }
 
 # Billing's non-pay events: the state each leads to, from the states it may be sent in.
@@ -148,7 +151,7 @@ def _line_item_action(record: ServiceRecord, event: ServiceAction, at: datetime)
             term=data.term,
         )
         _attribute_to(service, data.order_id, data.line_item_id)
-        return [_changed(service, None, event.id, at)]
+        return [_changed(service, None, event.id, at, by=(data.order_id, data.line_item_id))]
     if service is None:
         raise Refused(f"unknown service {data.service_id}: no add line item created it")
     if data.outcome == "canceled":
@@ -157,17 +160,20 @@ def _line_item_action(record: ServiceRecord, event: ServiceAction, at: datetime)
         if data.action != "add" or service.state is not _S.NEW:
             return []
         _attribute_to(service, data.order_id, data.line_item_id)
-        return [_move(service, _S.ORDER_CANCELED, event.id, at)]
-    target = COMPLETED_ACTION_STATE[data.action]
-    if target is None:
+        return [
+            _move(service, _S.ORDER_CANCELED, event.id, at, by=(data.order_id, data.line_item_id))
+        ]
+    completed = COMPLETED_ACTION[data.action]
+    if completed is None:
         return [_attributes_changed(service, event, at)]
-    if target not in SERVICE_MOVES[service.state]:
+    target, allowed_from = completed
+    if service.state not in allowed_from:
         raise Refused(
             f"a completed {data.action} line item cannot move service {service.service_id} "
             f"from {service.state} to {target}"
         )
     _attribute_to(service, data.order_id, data.line_item_id)
-    return [_move(service, target, event.id, at)]
+    return [_move(service, target, event.id, at, by=(data.order_id, data.line_item_id))]
 
 
 def _attribute_to(service: Service, order_id: str, line_item_id: str) -> None:
@@ -231,20 +237,33 @@ def _term_ended(service: Service, event: TermEnded, at: datetime) -> list[Emitte
     return [Emitted(Stream.SERVICE_STATUS, service.service_id, event_out)]
 
 
-def _move(service: Service, target: ServiceState, cause: str, at: datetime) -> Emitted:
+LineItemRef = tuple[str, str]
+"""The order and line item behind a change; None for billing's and the calendar's changes."""
+
+
+def _move(
+    service: Service, target: ServiceState, cause: str, at: datetime, by: LineItemRef | None = None
+) -> Emitted:
     previous = service.state
     service.state = target
-    return _changed(service, previous, cause, at)
+    return _changed(service, previous, cause, at, by)
 
 
-def _changed(service: Service, previous: ServiceState | None, cause: str, at: datetime) -> Emitted:
+def _changed(
+    service: Service,
+    previous: ServiceState | None,
+    cause: str,
+    at: datetime,
+    by: LineItemRef | None,
+) -> Emitted:
+    order_id, line_item_id = by if by is not None else (None, None)
     service.history.append(
         StatusChange(
             previous=previous,
             state=service.state,
             at=at,
             caused_by=cause,
-            order_id=service.order_id,
+            order_id=order_id,
         )
     )
     changed = out.ServiceFulfillmentChanged(
@@ -260,8 +279,8 @@ def _changed(service: Service, previous: ServiceState | None, cause: str, at: da
             account_id=service.account_id,
             product_id=service.product_id,
             location_id=service.location_id,
-            order_id=service.order_id,
-            line_item_id=service.line_item_id,
+            order_id=order_id,
+            line_item_id=line_item_id,
             effective_at=at,
             term_end=service.term.end if service.term else None,
             caused_by=cause,

@@ -554,13 +554,13 @@ def test_history_and_orders_record_every_change_and_the_orders_behind_it() -> No
     ] == [
         (None, S.NEW, add.id, ORDER, T0),
         (S.NEW, S.IN_SERVICE, complete.id, ORDER, T0 + timedelta(days=1)),
-        (S.IN_SERVICE, S.SUSPENDED_FOR_NON_PAY, suspend.id, ORDER, T0),
+        (S.IN_SERVICE, S.SUSPENDED_FOR_NON_PAY, suspend.id, None, T0),  # billing, no order
         (S.SUSPENDED_FOR_NON_PAY, S.CANCELED_BY_USER, disconnect.id, "O-2", disconnect.time),
     ]
     assert [(c.order_id, c.line_item_id) for c in changes(outcome)] == [
         (ORDER, "L-1"),
         (ORDER, "L-1"),
-        (ORDER, "L-1"),
+        (None, None),
         ("O-2", "L-7"),
     ]
 
@@ -805,3 +805,12 @@ def test_an_active_service_moved_by_a_change_leaves_its_old_owner_and_joins_the_
     inputs = activity_inputs(_moved(state, old, new))
     assert [(kind, owner, change.active) for kind, owner, change in inputs] == expected
     assert all(change.cause == "change-1" for _, _, change in inputs)
+
+
+def test_a_resume_line_item_brings_back_only_a_suspended_service() -> None:
+    outcome = run(reach(S.NEW), action("resume"))
+    [sent] = outcome.emitted
+    assert isinstance(sent.event, out.CommandRejected)
+    assert "cannot move service" in sent.event.data.reason
+    assert outcome.record.service is not None
+    assert outcome.record.service.state is S.NEW
