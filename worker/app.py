@@ -121,6 +121,7 @@ def build_app(
             partition_assignment_strategy=(RangePartitionAssignor,),
             max_records=settings.batch_max_records,
             batch_timeout_ms=settings.batch_timeout_ms,
+            fetch_max_wait_ms=settings.fetch_max_wait_ms,
             auto_offset_reset="earliest",
             session_timeout_ms=settings.session_timeout_ms,
             heartbeat_interval_ms=settings.heartbeat_interval_ms,

@@ -71,6 +71,9 @@ class Settings(BaseSettings):
 
     batch_max_records: int = Field(default=1000, gt=0)
     batch_timeout_ms: int = Field(default=50, ge=0)
+    # How long a fetch may wait at the broker for data: aiokafka's 500 ms default becomes the
+    # latency floor on brokers that do not answer a waiting fetch as soon as data arrives.
+    fetch_max_wait_ms: int = Field(default=50, ge=0)
     session_timeout_ms: int = Field(default=10_000, gt=0)
     heartbeat_interval_ms: int = Field(default=3_000, gt=0)
 
