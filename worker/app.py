@@ -142,12 +142,15 @@ def build_app(
         _finish(await pipeline.process_services(message.raw_message, _consumer(message)))
 
     def _finish(report: BatchReport) -> None:
+        # Refusals and stale updates are also logged one by one at info, with their ids.
         log.debug(
             "batch done",
             records=report.records,
             entities=report.entities,
             published=report.published,
             dead_lettered=report.dead_lettered,
+            refused=report.count("command.rejected"),
+            stale=report.count("update.stale"),
         )
         if on_batch is not None:
             on_batch(report)

@@ -138,6 +138,10 @@ class BatchReport:
     conflicts: int = 0
     emitted: list[rules.Emitted] = field(default_factory=list)
 
+    def count(self, event_type: str) -> int:
+        """How many emitted events of a type: `command.rejected`, `update.stale`, ..."""
+        return sum(1 for item in self.emitted if item.event.type == event_type)
+
 
 @dataclass(slots=True)
 class Settled(Generic[R]):

@@ -281,9 +281,10 @@ async def test_a_lower_sequence_after_a_higher_one_is_ignored_and_reported(
         sequence=2,
         time="2026-11-21T10:02:00Z",
     )
-    async with running_worker(settings):
+    async with running_worker(settings) as worker:
         await publish(producer, settings, [event("order.created", created), newer, older])
         ops = await consume_until(settings, [settings.topics.ops], lambda seen: len(seen) >= 1)
+    assert sum(report.count("update.stale") for report in worker.reports) == 1  # counted
     stale = ops[0].json()
     assert stale["type"] == "update.stale"
     assert stale["data"] == {
