@@ -195,6 +195,13 @@ async def test_the_broker_paused_for_five_seconds_loses_nothing(
     await _no_dead_letters(settings)
 
 
+def _one_task_order(order_id: str) -> dict[str, Any]:
+    """order.created data: one line item, one work order, one task T-1."""
+    work_order = {"work_order_id": "WO-1", "tasks": [{"task_id": "T-1"}]}
+    line_item = {"line_item_id": "LI-1", "work_orders": [work_order]}
+    return {"order_id": order_id, "state": "new", "line_items": [line_item]}
+
+
 async def test_a_poison_record_is_dead_lettered_and_the_records_behind_it_are_processed(
     settings: Settings, producer: AIOKafkaProducer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -208,16 +215,7 @@ async def test_a_poison_record_is_dead_lettered_and_the_records_behind_it_are_pr
         return real_apply(*args, **kwargs)
 
     monkeypatch.setattr(rules, "apply", apply_with_a_bug)
-    created = {
-        "order_id": order_id,
-        "state": "new",
-        "line_items": [
-            {
-                "line_item_id": "LI-1",
-                "work_orders": [{"work_order_id": "WO-1", "tasks": [{"task_id": "T-1"}]}],
-            }
-        ],
-    }
+    created = _one_task_order(order_id)
     poison = event(
         "task.updated",
         {"order_id": order_id, "task_id": "T-1", "state": "on_hold"},
@@ -259,16 +257,7 @@ async def test_a_lower_sequence_after_a_higher_one_is_ignored_and_reported(
     settings: Settings, producer: AIOKafkaProducer
 ) -> None:
     order_id = unique("O")
-    created = {
-        "order_id": order_id,
-        "state": "new",
-        "line_items": [
-            {
-                "line_item_id": "LI-1",
-                "work_orders": [{"work_order_id": "WO-1", "tasks": [{"task_id": "T-1"}]}],
-            }
-        ],
-    }
+    created = _one_task_order(order_id)
     newer = event(
         "task.updated",
         {"order_id": order_id, "task_id": "T-1", "state": "in_progress"},
