@@ -121,12 +121,14 @@ class SnapshotStore(Generic[R]):
                     ],
                     client=pipe,
                 )
-            # Each reply is [1, pending entries...] or [0, current version].
+            # Each reply is [1, entries pending from before...] or [0, current version].
             replies: list[list[Any]] = await pipe.execute()
         committed = Committed(pending={}, conflicts=[])
         for entity_id, (written, *rest) in zip(ids, replies, strict=True):
             if written == 1:
-                committed.pending[entity_id] = [OutboxEntry.decode(raw) for raw in rest]
+                # Entries left by an earlier attempt first, then this write's: the outbox's order.
+                earlier = [OutboxEntry.decode(raw) for raw in rest]
+                committed.pending[entity_id] = [*earlier, *writes[entity_id].outbox]
             else:
                 committed.conflicts.append(entity_id)
         return committed

@@ -1,0 +1,52 @@
+"""The snapshot store on a real Redis: atomic record + outbox writes, compare-and-set, trimming."""
+
+from __future__ import annotations
+
+import pytest
+from redis.asyncio import Redis
+
+from tests.integration.harness import unique
+from worker.rules import OrderRecord
+from worker.store.snapshots import OutboxEntry, SnapshotStore, Write, outbox_key
+
+pytestmark = pytest.mark.integration
+
+
+def entries(*ids: str) -> list[OutboxEntry]:
+    return [OutboxEntry(entry_id, "status", "O", f'{{"id":"{entry_id}"}}') for entry_id in ids]
+
+
+async def test_entries_an_earlier_attempt_left_come_first_and_trimming_drops_only_the_published(
+    redis: Redis,
+) -> None:
+    store = SnapshotStore(redis, "order", OrderRecord)
+    order_id = unique("O")
+    first = await store.load([order_id])
+    committed = await store.commit(
+        {order_id: Write(first[order_id], OrderRecord(order_id=order_id), entries("a", "b"))}
+    )
+    assert [e.id for e in committed.pending[order_id]] == ["a", "b"]
+    # A crash before publishing: the next attempt finds a and b still pending, before its own.
+    second = await store.load([order_id])
+    committed = await store.commit(
+        {order_id: Write(second[order_id], OrderRecord(order_id=order_id), entries("c"))}
+    )
+    assert [e.id for e in committed.pending[order_id]] == ["a", "b", "c"]
+    await store.acknowledge({order_id: committed.pending[order_id][:2]})
+    assert await redis.lrange(outbox_key("order", order_id), 0, -1) == [
+        entries("c")[0].encode().encode()
+    ]
+
+
+async def test_a_write_based_on_a_stale_read_is_refused_and_reported_as_a_conflict(
+    redis: Redis,
+) -> None:
+    store = SnapshotStore(redis, "order", OrderRecord)
+    order_id = unique("O")
+    stale = await store.load([order_id])
+    await store.commit({order_id: Write(stale[order_id], OrderRecord(order_id=order_id), [])})
+    committed = await store.commit(
+        {order_id: Write(stale[order_id], OrderRecord(order_id=order_id), entries("x"))}
+    )
+    assert committed.conflicts == [order_id]
+    assert await redis.llen(outbox_key("order", order_id)) == 0
