@@ -51,12 +51,17 @@ def install() -> None:
 
 
 # Every status decision lives in worker/rules: every line and branch of it is tested.
-RULES_COVERAGE = ("--cov=worker.rules", "--cov-branch", "--cov-report=term-missing:skip-covered",
-                  "--cov-fail-under=100")
+RULES_COVERAGE = (
+    "--cov=worker.rules",
+    "--cov-branch",
+    "--cov-report=term-missing:skip-covered",
+    "--cov-fail-under=100",
+)
 
 
 def test(args: list[str]) -> None:
     run(BIN / "ruff", "check", ".")
+    run(BIN / "ruff", "format", "--check", ".")
     run(BIN / "mypy")
     run(BIN / "python", "-m", "pytest", *RULES_COVERAGE, *args)
 

@@ -117,12 +117,12 @@ async def profile_worker(settings: Settings, events: Sequence[Event], path: Path
         return sum(report.records for report in reports if report.stage == "orders")
 
     redis = Redis.from_url(settings.redis_url)
-    _, broker = build_app(settings, redis, on_batch=on_batch)
+    worker = build_app(settings, redis, on_batch=on_batch)
     profiler = cProfile.Profile()
     started = time.monotonic()
     profiler.enable()
     try:
-        await broker.start()
+        await worker.start()
         finished = started
         while consumed() < len(events) or time.monotonic() - finished < QUIET_S:
             batch.clear()
@@ -131,7 +131,7 @@ async def profile_worker(settings: Settings, events: Sequence[Event], path: Path
                 finished = time.monotonic()
     finally:
         profiler.disable()
-        await broker.stop()
+        await worker.stop()
         await redis.aclose()
     profiler.dump_stats(path)
     return Profiled(len(events), finished - started, pstats.Stats(profiler), path)

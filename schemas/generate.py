@@ -60,9 +60,9 @@ def _asyncapi() -> str:
 
     # The document describes the default topics and payloads; nothing connects to build it.
     settings = Settings.model_construct()
-    _, broker = build_app(settings, Redis.from_url(settings.redis_url))
+    worker = build_app(settings, Redis.from_url(settings.redis_url))
     spec = AsyncAPI(
-        broker,
+        worker.broker,
         title="order status worker",
         version="1.0.0",
         description="Wire contract v1 of the order status worker.",

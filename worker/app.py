@@ -6,8 +6,9 @@ from __future__ import annotations
 import asyncio
 import ssl
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, cast
+from typing import cast
 
 import structlog
 from aiokafka.coordinator.assignors.range import RangePartitionAssignor
@@ -20,6 +21,7 @@ from redis.asyncio import Redis
 from schemas.internal import ServiceEvent
 from schemas.outbound import OpsEvent, ServiceStatusEvent, StatusEvent
 from worker.pipeline import BatchReport, Consumer, Pipeline
+from worker.publish import Publisher
 from worker.scheduler import expire_due, run_periodically
 from worker.settings import Settings
 from worker.store.snapshots import Stores
@@ -49,14 +51,36 @@ def _consumer(message: KafkaMessage) -> Consumer:
     return cast("Consumer", message.consumer)
 
 
+CLIENT_ID = "order-status-worker"
+
+
 def create_broker(settings: Settings) -> KafkaBroker:
     return KafkaBroker(
         settings.bootstrap_servers,
         enable_idempotence=settings.producer_idempotence,
         security=_security(settings),
-        client_id="order-status-worker",
+        client_id=CLIENT_ID,
         logger=None,  # the pipeline logs what happened to each batch through structlog
     )
+
+
+@dataclass(frozen=True, slots=True)
+class Worker:
+    """The built worker. `app` runs all of it (`order-status run`): consumers, publisher and the
+    housekeeping timer. `start` and `stop` run the consumers and the publisher only, for callers
+    that drive time themselves (the demo, tests, the profiler)."""
+
+    app: FastStream
+    broker: KafkaBroker
+    publisher: Publisher
+
+    async def start(self) -> None:
+        await self.publisher.start()
+        await self.broker.start()
+
+    async def stop(self) -> None:
+        await self.broker.stop()  # finishes the batch in hand, which may still publish
+        await self.publisher.stop()
 
 
 def build_app(
@@ -64,10 +88,18 @@ def build_app(
     redis: Redis,
     on_batch: BatchListener | None = None,
     clock: Callable[[], datetime] = lambda: datetime.now(UTC),
-) -> tuple[FastStream, KafkaBroker]:
+) -> Worker:
     """The worker as a FastStream app: the order stage, the service stage and the term-expiry
     scheduler. `on_batch` sees every processed batch's report; `clock` is the scheduler's now."""
     broker = create_broker(settings)
+    # The broker consumes; the outputs go out through our own producer, a record batch per
+    # partition (worker.publish). The broker's publishers are declared for the AsyncAPI document.
+    publisher = Publisher(
+        settings.bootstrap_servers,
+        client_id=CLIENT_ID,
+        enable_idempotence=settings.producer_idempotence,
+        security=_security(settings),
+    )
     topics = settings.topics
     # Declared so the AsyncAPI document lists what the worker publishes.
     broker.publisher(
@@ -102,13 +134,8 @@ def build_app(
         "keyed by service id; also the expiry scheduler's term ends.",
     )
 
-    async def send(
-        topic: str, key: bytes | None, value: bytes, headers: dict[str, str]
-    ) -> asyncio.Future[Any]:
-        return await broker.publish(value, topic, key=key, headers=headers, no_confirm=True)
-
     stores = Stores(redis)
-    pipeline = Pipeline(settings, stores, send)
+    pipeline = Pipeline(settings, stores, publisher.publish)
 
     def batch_subscriber(*names: str, group_id: str, title: str) -> BatchSubscriber:
         # The pipeline commits offsets itself, after the batch's outputs are acknowledged. The
@@ -158,7 +185,7 @@ def build_app(
     scheduler: list[asyncio.Task[None]] = []
 
     async def expire_term_ends(now: datetime) -> int:
-        return await expire_due(pipeline.term_ends, send, topics.service_actions, now)
+        return await expire_due(pipeline.term_ends, publisher.publish, topics.service_actions, now)
 
     async def start_scheduler() -> None:
         jobs = [expire_term_ends, pipeline.expire_parked]
@@ -166,12 +193,17 @@ def build_app(
             asyncio.create_task(run_periodically(jobs, clock, settings.expiry_interval_s))
         )
 
-    async def stop_scheduler_and_redis() -> None:
+    async def stop_scheduler() -> None:
         for task in scheduler:
             task.cancel()
-        await redis.aclose()
 
     app = FastStream(
-        broker, logger=None, after_startup=[start_scheduler], on_shutdown=[stop_scheduler_and_redis]
+        broker,
+        logger=None,
+        on_startup=[publisher.start],
+        after_startup=[start_scheduler],
+        on_shutdown=[stop_scheduler],
+        # After the broker stopped: the batch in hand has finished publishing and writing.
+        after_shutdown=[publisher.stop, redis.aclose],
     )
-    return app, broker
+    return Worker(app, broker, publisher)

@@ -20,8 +20,8 @@ from worker.store.snapshots import Stores
 async def _run(settings: Settings) -> None:
     from worker.app import build_app
 
-    app, _ = build_app(settings, Redis.from_url(settings.redis_url))
-    await app.run()  # stops on SIGINT/SIGTERM after the batch in hand
+    worker = build_app(settings, Redis.from_url(settings.redis_url))
+    await worker.app.run()  # stops on SIGINT/SIGTERM after the batch in hand
 
 
 async def _show(settings: Settings, entity_id: str) -> int:

@@ -145,8 +145,8 @@ async def run_dev(once: bool) -> int:
         # The demo replays the same ids every run: start its orders and services afresh.
         await redis.delete(*demo.keys())
         await create_topics(settings)
-        _, kafka = build_app(settings, redis)
-        await kafka.start()
+        worker = build_app(settings, redis)
+        await worker.start()
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
@@ -174,6 +174,6 @@ async def run_dev(once: bool) -> int:
                 await stop.wait()
         finally:
             with contextlib.suppress(Exception):
-                await kafka.stop()
+                await worker.stop()
             await redis.aclose()
     return 0

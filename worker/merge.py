@@ -94,6 +94,10 @@ class CoPartitionMerge(Generic[E]):
     def buffered(self, partition: Partition) -> int:
         return len(self._buffers.get(partition, ()))
 
+    def partitions(self) -> set[Partition]:
+        """The partitions records were buffered for."""
+        return set(self._next_offset)
+
     def commit_offsets(self, positions: Mapping[Partition, int]) -> dict[Partition, int]:
         """Per partition, the offset to commit: the first record still buffered, else the
         consumer's position (everything fetched was released and applied)."""

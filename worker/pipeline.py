@@ -28,7 +28,7 @@ import json
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, Generic, Protocol, TypeVar
+from typing import Generic, Protocol, TypeVar
 
 import structlog
 from aiokafka.errors import KafkaError
@@ -47,6 +47,7 @@ from schemas.outbound import (
 )
 from worker import rules
 from worker.merge import Buffered, CoPartitionMerge, Partition
+from worker.publish import Outgoing, Publish
 from worker.rules import service as service_rules
 from worker.settings import Settings
 from worker.store.schedule import Schedule, parked_due, parked_key, term_ends, term_ends_key
@@ -55,6 +56,7 @@ from worker.store.snapshots import OutboxEntry, SnapshotStore, Stores, Write
 log = structlog.get_logger("worker.pipeline")
 
 CONTENT_TYPE = "application/cloudevents+json"
+DEFAULT_HEADERS = {"content-type": CONTENT_TYPE}
 TRANSIENT_ERRORS = (RedisConnectionError, RedisTimeoutError, KafkaError, OSError)
 T = TypeVar("T")
 E = TypeVar("E")
@@ -83,18 +85,13 @@ class Record(Protocol):
     def headers(self) -> Sequence[tuple[str, bytes]]: ...
 
 
-class Sender(Protocol):
-    """Sends one record; the returned future resolves when the broker has acknowledged it."""
-
-    def __call__(
-        self, topic: str, key: bytes | None, value: bytes, headers: dict[str, str]
-    ) -> Awaitable[asyncio.Future[Any]]: ...
-
-
 class Consumer(Protocol):
     """What the pipeline needs of its Kafka consumer (aiokafka's AIOKafkaConsumer)."""
 
     def assignment(self) -> set[TopicPartition]: ...
+    def pause(self, *partitions: TopicPartition) -> None: ...
+    def resume(self, *partitions: TopicPartition) -> None: ...
+    def paused(self) -> set[TopicPartition]: ...
     def highwater(self, partition: TopicPartition) -> int | None: ...
     async def position(self, partition: TopicPartition) -> int: ...
     async def commit(self, offsets: dict[TopicPartition, int]) -> None: ...
@@ -190,10 +187,15 @@ class Stage(Generic[E]):
     """One consumer's input: its topics (merged by event time), how to read and key its events."""
 
     def __init__(
-        self, topics: Sequence[str], parse: Callable[[bytes], E], key_of: Callable[[E], str]
+        self,
+        topics: Sequence[str],
+        parse: Callable[[bytes], E],
+        key_of: Callable[[E], str],
+        buffer_limit: int,
     ) -> None:
         self.topics = topics
         self.merge: CoPartitionMerge[Inbound[E] | DeadLetter] = CoPartitionMerge(topics)
+        self.buffer_limit = buffer_limit  # records buffered per partition before it is paused
         self.late = 0  # records that arrived after later ones of their partition were applied
         self._parse = parse
         self._key_of = key_of
@@ -236,6 +238,8 @@ class Stage(Generic[E]):
         self.late += len(self.merge.late)
         self.merge.late.clear()
         assigned = [Partition(tp.topic, tp.partition) for tp in consumer.assignment()]
+        # Partitions lost in a rebalance: their next owner reads them from the committed offsets.
+        self.merge.forget(self.merge.partitions() - set(assigned))
         caught_up = [p for p in assigned if await _caught_up(consumer, p)]
         by_key: dict[str, list[Inbound[E]]] = {}
         dead_letters: list[DeadLetter] = []
@@ -244,7 +248,21 @@ class Stage(Generic[E]):
                 dead_letters.append(released.item)
             else:
                 by_key.setdefault(self._key_of(released.item.event), []).append(released.item)
+        self._pause_full(consumer, assigned)
         return by_key, dead_letters
+
+    def _pause_full(self, consumer: Consumer, assigned: Iterable[Partition]) -> None:
+        """Stop fetching partitions with a full buffer (they wait for a co-partition of another
+        topic), so the next fetches bring the lagging topic's records instead, as Kafka Streams
+        does. Without it a backlog is buffered whole before anything can be released: the
+        consumer returns the prefetched records partition by partition."""
+        full: list[TopicPartition] = []
+        room: list[TopicPartition] = []
+        for p in assigned:
+            tp = TopicPartition(p.topic, p.partition)
+            (full if self.merge.buffered(p) >= self.buffer_limit else room).append(tp)
+        consumer.pause(*full)
+        consumer.resume(*(tp for tp in room if tp in consumer.paused()))
 
     async def commit(self, consumer: Consumer) -> None:
         """Commit every owned partition up to its first record not yet applied."""
@@ -264,17 +282,18 @@ async def _caught_up(consumer: Consumer, partition: Partition) -> bool:
 
 
 class Pipeline:
-    def __init__(self, settings: Settings, stores: Stores, send: Sender) -> None:
+    def __init__(self, settings: Settings, stores: Stores, publish: Publish) -> None:
         self._settings = settings
         self._stores = stores
-        self._send = send
+        self._publish_records = publish
         self.term_ends = Schedule(stores.redis, term_ends_key(settings.group_id))
         self.parked = Schedule(stores.redis, parked_key(settings.group_id))
         self._park_timeout = timedelta(seconds=settings.park_timeout_s)
         topics = settings.topics
-        self.orders: Stage[OrderEvent] = Stage(topics.inbound, parse_order_event, _order_key)
+        limit = settings.batch_max_records
+        self.orders: Stage[OrderEvent] = Stage(topics.inbound, parse_order_event, _order_key, limit)
         self.services: Stage[ServiceEvent] = Stage(
-            (topics.service_actions, topics.billing), parse_service_event, _service_key
+            (topics.service_actions, topics.billing), parse_service_event, _service_key, limit
         )
         self._topics = {
             rules.Stream.STATUS: topics.order_status,
@@ -428,28 +447,27 @@ class Pipeline:
         dead_letters: Sequence[DeadLetter],
         pending: Iterable[Mapping[str, list[OutboxEntry]]],
     ) -> None:
-        acks: list[asyncio.Future[Any]] = []
-        for dead in dead_letters:
-            acks.append(
-                await self._send(
-                    self._settings.topics.dead_letter,
-                    dead.record.key,
-                    dead.record.value or b"",
-                    dead.headers(),
-                )
+        records = [
+            Outgoing(
+                self._settings.topics.dead_letter,
+                dead.record.key,
+                dead.record.value or b"",
+                dead.headers(),
             )
+            for dead in dead_letters
+        ]
         for outboxes in pending:
             for entries in outboxes.values():
-                for entry in entries:
-                    acks.append(
-                        await self._send(
-                            self._topics[rules.Stream(entry.stream)],
-                            entry.key.encode(),
-                            entry.payload.encode(),
-                            entry.headers or {"content-type": CONTENT_TYPE},
-                        )
+                records.extend(
+                    Outgoing(
+                        self._topics[rules.Stream(entry.stream)],
+                        entry.key.encode(),
+                        entry.payload.encode(),
+                        entry.headers or DEFAULT_HEADERS,
                     )
-        await asyncio.gather(*acks)
+                    for entry in entries
+                )
+        await self._publish_records(records)
 
 
 def _apply_isolating(

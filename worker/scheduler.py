@@ -8,12 +8,12 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime, timedelta
-from typing import Any
 
 import structlog
 
 from schemas.internal import TermEnded, TermEndedData
-from worker.pipeline import CONTENT_TYPE, Sender
+from worker.pipeline import DEFAULT_HEADERS
+from worker.publish import Outgoing, Publish
 from worker.rules import output_id
 from worker.store.schedule import Schedule, parse_term_end_member
 
@@ -33,21 +33,20 @@ def term_ended(service_id: str, term_end: datetime) -> TermEnded:
     )
 
 
-async def expire_due(schedule: Schedule, send: Sender, topic: str, now: datetime) -> int:
+async def expire_due(schedule: Schedule, publish: Publish, topic: str, now: datetime) -> int:
     """Send a term-ended event for every service whose term has ended; how many were sent."""
     claimed = await schedule.claim(now, LEASE)
-    acks: list[asyncio.Future[Any]] = []
-    for service_id, term_end in map(parse_term_end_member, claimed):
-        event = term_ended(service_id, term_end)
-        acks.append(
-            await send(
+    await publish(
+        [
+            Outgoing(
                 topic,
                 service_id.encode(),
-                event.model_dump_json().encode(),
-                {"content-type": CONTENT_TYPE},
+                term_ended(service_id, term_end).model_dump_json().encode(),
+                DEFAULT_HEADERS,
             )
-        )
-    await asyncio.gather(*acks)
+            for service_id, term_end in map(parse_term_end_member, claimed)
+        ]
+    )
     await schedule.remove(claimed)
     if claimed:
         log.info("term ends sent", count=len(claimed))

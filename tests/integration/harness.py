@@ -41,12 +41,12 @@ class RunningWorker:
 @contextlib.asynccontextmanager
 async def running_worker(settings: Settings) -> AsyncIterator[RunningWorker]:
     worker = RunningWorker(settings)
-    _, broker = build_app(settings, Redis.from_url(settings.redis_url), worker.reports.append)
-    await broker.start()
+    built = build_app(settings, Redis.from_url(settings.redis_url), worker.reports.append)
+    await built.start()
     try:
         yield worker
     finally:
-        await broker.stop()
+        await built.stop()
 
 
 async def publish(

@@ -25,7 +25,7 @@ async def test_an_event_for_an_order_that_never_arrives_is_dead_lettered_after_t
     orphan = event(
         "task.updated", {"order_id": orphan_order, "task_id": "T-1", "state": "in_progress"}
     )
-    app, _ = build_app(settings, Redis.from_url(settings.redis_url))
+    app = build_app(settings, Redis.from_url(settings.redis_url)).app
     await app.start()  # the consumers and the housekeeping timer
     try:
         await publish(

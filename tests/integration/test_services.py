@@ -8,7 +8,7 @@ import asyncio
 import contextlib
 import json
 import random
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
@@ -29,6 +29,7 @@ from tests.integration.harness import (
 )
 from worker.app import build_app
 from worker.embedded import free_port
+from worker.publish import Outgoing, Publish
 from worker.rules import output_id
 from worker.rules.service import ServiceRecord
 from worker.scheduler import LEASE, expire_due, term_ended
@@ -459,9 +460,9 @@ async def test_billing_suspends_restores_and_cancels_for_non_pay_and_a_bad_resto
 async def clocked_worker(settings: Settings, now: list[datetime]) -> AsyncIterator[RunningWorker]:
     """The whole app, its term-expiry scheduler included, on a clock the test sets."""
     worker = RunningWorker(settings)
-    app, _ = build_app(
+    app = build_app(
         settings, Redis.from_url(settings.redis_url), worker.reports.append, clock=lambda: now[0]
-    )
+    ).app
     await app.start()  # runs the after-startup hooks too: the scheduler is running
     try:
         yield worker
@@ -582,19 +583,21 @@ async def wait_until_scheduled(redis: Redis, settings: Settings, scheduled: str)
 # --- 6. two scheduler instances racing ---------------------------------------------------------
 
 
-def recording_sender(producer: AIOKafkaProducer, sent: Sent) -> Any:
-    """A `worker.pipeline.Sender` on a plain producer that records the keys it sent."""
+def recording_sender(producer: AIOKafkaProducer, sent: Sent) -> Publish:
+    """A `worker.publish.Publish` on a plain producer that records the keys it sent."""
 
-    async def send(
-        topic: str, key: bytes | None, value: bytes, headers: dict[str, str]
-    ) -> asyncio.Future[Any]:
-        assert key is not None
-        sent.append(key.decode())
-        encoded = [(name, raw.encode()) for name, raw in headers.items()]
-        future: asyncio.Future[Any] = await producer.send(topic, value, key=key, headers=encoded)
-        return future
+    async def publish(records: Sequence[Outgoing]) -> None:
+        acks = []
+        for record in records:
+            assert record.key is not None
+            sent.append(record.key.decode())
+            headers = [(name, raw.encode()) for name, raw in record.headers.items()]
+            acks.append(
+                await producer.send(record.topic, record.value, key=record.key, headers=headers)
+            )
+        await asyncio.gather(*acks)
 
-    return send
+    return publish
 
 
 async def test_two_schedulers_racing_claim_and_expire_each_due_service_exactly_once(
@@ -718,15 +721,16 @@ async def observed_workers(
     than one per join), each with its broker at hand to see which partitions it was assigned."""
     workers = []
     clients = [Redis.from_url(settings.redis_url) for _ in range(count)]
+    built = []
     for redis in clients:
         worker = RunningWorker(settings)
-        _, broker = build_app(settings, redis, worker.reports.append)
-        workers.append((worker, broker))
-    await asyncio.gather(*(broker.start() for _, broker in workers))
+        built.append(build_app(settings, redis, worker.reports.append))
+        workers.append((worker, built[-1].broker))
+    await asyncio.gather(*(each.start() for each in built))
     try:
         yield workers
     finally:
-        await asyncio.gather(*(broker.stop() for _, broker in workers))
+        await asyncio.gather(*(each.stop() for each in built))
         await asyncio.gather(*(redis.aclose() for redis in clients))
 
 
