@@ -46,6 +46,11 @@ def _security(settings: Settings) -> BaseSecurity | None:
     return sasl(username, password, ssl_context=context, use_ssl=use_ssl)
 
 
+async def _undecoded(message: KafkaMessage) -> None:
+    """FastStream's decoder would JSON-decode every record of a batch for the handler's body; the
+    pipeline reads and validates the raw records itself (`worker.pipeline.decode`)."""
+
+
 def _consumer(message: KafkaMessage) -> Consumer:
     # FastStream types it as its minimal protocol; it is the subscriber's AIOKafkaConsumer.
     return cast("Consumer", message.consumer)
@@ -134,7 +139,7 @@ def build_app(
         "keyed by service id; also the expiry scheduler's term ends.",
     )
 
-    stores = Stores(redis)
+    stores = Stores(redis, settings.snapshot_cache_entries)
     pipeline = Pipeline(settings, stores, publisher.publish)
 
     def batch_subscriber(*names: str, group_id: str, title: str) -> BatchSubscriber:
@@ -153,6 +158,7 @@ def build_app(
             session_timeout_ms=settings.session_timeout_ms,
             heartbeat_interval_ms=settings.heartbeat_interval_ms,
             ack_policy=AckPolicy.MANUAL,
+            decoder=_undecoded,
         )
 
     @batch_subscriber(*topics.inbound, group_id=settings.group_id, title="fulfillment-inbound")

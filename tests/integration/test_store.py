@@ -50,3 +50,38 @@ async def test_a_write_based_on_a_stale_read_is_refused_and_reported_as_a_confli
     )
     assert committed.conflicts == [order_id]
     assert await redis.llen(outbox_key("order", order_id)) == 0
+
+
+async def test_a_record_this_store_wrote_is_reused_until_another_writer_changes_it(
+    redis: Redis,
+) -> None:
+    mine = SnapshotStore(redis, "order", OrderRecord, cached=10)
+    other = SnapshotStore(redis, "order", OrderRecord)
+    order_id = unique("O")
+    written = OrderRecord(order_id=order_id, applied={"e1"})
+    await mine.commit({order_id: Write((await mine.load([order_id]))[order_id], written, [])})
+
+    again = (await mine.load([order_id]))[order_id]
+    assert again.record is written  # the version matched: not read and parsed again
+    assert again.version == "1"
+
+    # Another instance (after a rebalance) writes a newer version: read whole.
+    theirs = OrderRecord(order_id=order_id, applied={"e1", "e2"})
+    await other.commit({order_id: Write((await other.load([order_id]))[order_id], theirs, [])})
+    fresh = (await mine.load([order_id]))[order_id]
+    assert fresh.version == "2"
+    assert fresh.record == theirs
+    assert fresh.record is not written
+
+
+async def test_the_cache_keeps_only_the_most_recently_written_records(redis: Redis) -> None:
+    store = SnapshotStore(redis, "order", OrderRecord, cached=2)
+    order_ids = [unique("O") for _ in range(3)]
+    records = {order_id: OrderRecord(order_id=order_id) for order_id in order_ids}
+    loaded = await store.load(order_ids)
+    await store.commit({oid: Write(loaded[oid], records[oid], []) for oid in order_ids})
+
+    reread = await store.load(order_ids)
+    assert reread[order_ids[0]].record is not records[order_ids[0]]  # evicted: parsed again
+    assert reread[order_ids[0]].record == records[order_ids[0]]
+    assert [reread[oid].record is records[oid] for oid in order_ids[1:]] == [True, True]

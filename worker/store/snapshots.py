@@ -10,6 +10,7 @@ Layout per entity, all of its keys under one hash tag so every script runs on Re
 from __future__ import annotations
 
 import json
+from collections import OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from importlib.resources import files
@@ -79,29 +80,52 @@ class Committed:
 
 
 class SnapshotStore(Generic[R]):
-    """Records of one kind (`order`, `service`, `account`, ...) and their outboxes."""
+    """Records of one kind (`order`, `service`, `account`, ...) and their outboxes.
 
-    def __init__(self, redis: Redis, kind: str, model: type[R]) -> None:
+    Keeps up to `cached` records this process wrote, by version: an entity touched again (under
+    live input, nearly every batch touches the same orders) is read as its version only, not
+    parsed again. The rules never change a record they are given (they work on a copy), so a
+    cached record is what Redis holds for that version. A version someone else wrote is read whole.
+    """
+
+    def __init__(self, redis: Redis, kind: str, model: type[R], cached: int = 0) -> None:
         self._redis = redis
         self._kind = kind
         self._model = model
         self._commit = redis.register_script(_script("commit.lua"))
         self._ack = redis.register_script(_script("ack.lua"))
+        self._cached = cached
+        self._cache: OrderedDict[str, Loaded[R]] = OrderedDict()  # least recently written first
 
     async def load(self, entity_ids: Iterable[str]) -> dict[str, Loaded[R]]:
-        """Every entity's record and version, in one round trip."""
+        """Every entity's record and version, in one round trip (two if another writer changed
+        a cached one)."""
         ids = list(entity_ids)
         async with self._redis.pipeline(transaction=False) as pipe:
             for entity_id in ids:
-                pipe.hmget(record_key(self._kind, entity_id), ["version", "record"])
-            rows: list[list[bytes | None]] = await pipe.execute()
-        return {
-            entity_id: Loaded(
-                version=(version or b"0").decode(),
-                record=self._model.model_validate_json(record) if record else None,
-            )
-            for entity_id, (version, record) in zip(ids, rows, strict=True)
-        }
+                if entity_id in self._cache:
+                    pipe.hget(record_key(self._kind, entity_id), "version")
+                else:
+                    pipe.hmget(record_key(self._kind, entity_id), ["version", "record"])
+            rows: list[Any] = await pipe.execute()
+        loaded: dict[str, Loaded[R]] = {}
+        changed: list[str] = []
+        for entity_id, row in zip(ids, rows, strict=True):
+            cached = self._cache.get(entity_id)
+            if cached is None:
+                version, record = row
+                loaded[entity_id] = Loaded(
+                    version=(version or b"0").decode(),
+                    record=self._model.model_validate_json(record) if record else None,
+                )
+            elif (row or b"0").decode() == cached.version:
+                loaded[entity_id] = cached
+            else:
+                del self._cache[entity_id]
+                changed.append(entity_id)
+        if changed:
+            loaded.update(await self.load(changed))
+        return loaded
 
     async def get(self, entity_id: str) -> R | None:
         return (await self.load([entity_id]))[entity_id].record
@@ -125,13 +149,23 @@ class SnapshotStore(Generic[R]):
             replies: list[list[Any]] = await pipe.execute()
         committed = Committed(pending={}, conflicts=[])
         for entity_id, (written, *rest) in zip(ids, replies, strict=True):
+            write = writes[entity_id]
             if written == 1:
                 # Entries left by an earlier attempt first, then this write's: the outbox's order.
                 earlier = [OutboxEntry.decode(raw) for raw in rest]
-                committed.pending[entity_id] = [*earlier, *writes[entity_id].outbox]
+                committed.pending[entity_id] = [*earlier, *write.outbox]
+                self._remember(entity_id, Loaded(str(int(write.loaded.version) + 1), write.record))
             else:
+                self._cache.pop(entity_id, None)
                 committed.conflicts.append(entity_id)
         return committed
+
+    def _remember(self, entity_id: str, loaded: Loaded[R]) -> None:
+        if self._cached:
+            self._cache.pop(entity_id, None)
+            self._cache[entity_id] = loaded
+            if len(self._cache) > self._cached:
+                self._cache.popitem(last=False)
 
     async def acknowledge(self, published: Mapping[str, Sequence[OutboxEntry]]) -> None:
         """Drop entries the broker has acknowledged from the head of each outbox."""
@@ -148,8 +182,9 @@ class SnapshotStore(Generic[R]):
 class Stores:
     """Every key space the worker keeps, on one Redis connection."""
 
-    def __init__(self, redis: Redis) -> None:
+    def __init__(self, redis: Redis, cached: int = 0) -> None:
+        """`cached`: how many records of each kind the worker keeps parsed (see SnapshotStore)."""
         self.redis = redis
-        self.orders = SnapshotStore(redis, "order", OrderRecord)
-        self.services = SnapshotStore(redis, "service", ServiceRecord)
-        self.activity = SnapshotStore(redis, "activity", ActivityRecord)
+        self.orders = SnapshotStore(redis, "order", OrderRecord, cached)
+        self.services = SnapshotStore(redis, "service", ServiceRecord, cached)
+        self.activity = SnapshotStore(redis, "activity", ActivityRecord, cached)
