@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -549,8 +550,10 @@ def _apply_activity(
 
 def _log_refusals(emitted: Sequence[rules.Emitted]) -> None:
     """A log line for each refused or stale input, bound to its event id and order id."""
+    if not log.is_enabled_for(logging.INFO):
+        return
     for item in emitted:
         data = item.event.data
-        if isinstance(data, CommandRejectedData | UpdateStaleData):
+        if isinstance(data, (CommandRejectedData, UpdateStaleData)):
             fields = data.model_dump(mode="json", exclude={"caused_by", "at"}, exclude_none=True)
             log.info(item.event.type, event_id=data.caused_by, **fields)

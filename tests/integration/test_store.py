@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from redis.asyncio import Redis
 
 from tests.integration.harness import unique
@@ -14,6 +16,20 @@ pytestmark = pytest.mark.integration
 
 def entries(*ids: str) -> list[OutboxEntry]:
     return [OutboxEntry(entry_id, "status", "O", f'{{"id":"{entry_id}"}}') for entry_id in ids]
+
+
+@given(
+    st.builds(
+        OutboxEntry,
+        st.text(),
+        st.sampled_from(["status", "ops", "dead_letter"]),
+        st.text(),
+        st.text(),  # any payload, newlines included
+        st.none() | st.dictionaries(st.text(), st.text(), min_size=1),
+    )
+)
+def test_an_outbox_entry_reads_back_as_written(entry: OutboxEntry) -> None:
+    assert OutboxEntry.decode(entry.encode().encode()) == entry
 
 
 async def test_entries_an_earlier_attempt_left_come_first_and_trimming_drops_only_the_published(

@@ -3,8 +3,10 @@
 Layout per entity, all of its keys under one hash tag so every script runs on Redis Cluster:
   {KIND:ID}          hash: `version` (bumped on every write), `record` (the record's JSON)
   {KIND:ID}:outbox   list: outbound events written with the record and not yet acknowledged by
-                     the broker, oldest first; each a JSON array [id, stream, key, payload] with
-                     the record's headers as a fifth element where it has any
+                     the broker, oldest first; each a JSON array [id, stream, key] (with the
+                     record's headers as a fourth element where it has any), a newline, and the
+                     payload as it is published (not escaped into the array: that cost more than
+                     the rest of the entry)
 """
 
 from __future__ import annotations
@@ -46,14 +48,17 @@ class OutboxEntry:
     headers: dict[str, str] | None = None  # a dead letter's reason; else the content type
 
     def encode(self) -> str:
-        fields: list[object] = [self.id, self.stream, self.key, self.payload]
+        fields: list[object] = [self.id, self.stream, self.key]
         if self.headers:
             fields.append(self.headers)
-        return json.dumps(fields, separators=(",", ":"))
+        # JSON never holds a raw newline, so the first one ends the head.
+        return f"{json.dumps(fields, separators=(',', ':'))}\n{self.payload}"
 
     @classmethod
     def decode(cls, raw: bytes | str) -> OutboxEntry:
-        entry_id, stream, key, payload, *headers = json.loads(raw)
+        text = raw.decode() if isinstance(raw, bytes) else raw
+        head, _, payload = text.partition("\n")
+        entry_id, stream, key, *headers = json.loads(head)
         return cls(entry_id, stream, key, payload, headers[0] if headers else None)
 
 
