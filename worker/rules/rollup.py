@@ -7,6 +7,7 @@ parent keeps the state its lifecycle gave it.
 from __future__ import annotations
 
 from collections.abc import Collection
+from functools import cache
 
 from worker.rules.states import (
     FINAL_CLASSES,
@@ -35,6 +36,13 @@ _STARTED = frozenset(
 def work_order_from_tasks(tasks: Collection[TaskState]) -> WorkOrderState | None:
     """all final: closed_complete if any task completed, else canceled; any blocked: on_hold;
     any active or final: in_progress; any scheduled: scheduled; else no opinion."""
+    # Which states the tasks are in decides, not how many are in each: every set of states (at
+    # most 2^9) is worked out once, as this runs after every task update.
+    return _work_order_from_task_states(frozenset(tasks))
+
+
+@cache
+def _work_order_from_task_states(tasks: frozenset[TaskState]) -> WorkOrderState | None:
     if not tasks:
         return None
     classes = {TASK_CLASS[task] for task in tasks}
@@ -72,6 +80,14 @@ def parent_from_work_orders(
     psa (seed 000): in_progress as soon as any work order has a task (an assignment) in any state.
     tmf: as standard, plus failed and partial once every work order is final.
     """
+    # As for tasks, only which states occur decides: each combination is worked out once.
+    return _parent_from_work_order_states(profile, frozenset(work_orders), has_tasks)
+
+
+@cache
+def _parent_from_work_order_states(
+    profile: Profile, work_orders: frozenset[WorkOrderState], has_tasks: bool
+) -> OrderState | None:
     if not work_orders:
         return None
     if all(WORK_ORDER_CLASS[state] in FINAL_CLASSES for state in work_orders):

@@ -17,6 +17,7 @@ from schemas import outbound as out
 from schemas.inbound import NonPayEvent, Term
 from schemas.internal import ServiceAction, ServiceEvent, TermEnded
 from worker.rules.order import Emitted, Refused, Stream, output_id
+from worker.rules.snapshot import copied
 from worker.rules.states import (
     SERVICE_MOVES,
     TMF638_STATE,
@@ -57,15 +58,12 @@ class ServiceRecord(BaseModel):
     def clone(self) -> ServiceRecord:
         """A copy the rules may change: its lists and sets are copied, history entries shared."""
         service = self.service
-        return self.model_copy(
-            update={
-                "service": service.model_copy(
-                    update={"orders": list(service.orders), "history": list(service.history)}
-                )
-                if service is not None
-                else None,
-                "applied": set(self.applied),
-            }
+        return copied(
+            self,
+            service=copied(service, orders=list(service.orders), history=list(service.history))
+            if service is not None
+            else None,
+            applied=set(self.applied),
         )
 
 
@@ -394,9 +392,7 @@ def apply_activity(
     """Seed 004: an account, product or location is active while it has at least one active
     service. Emits an event when that flips."""
     current = (
-        record.model_copy(
-            update={"active_services": set(record.active_services), "applied": set(record.applied)}
-        )
+        copied(record, active_services=set(record.active_services), applied=set(record.applied))
         if record is not None
         else ActivityRecord(kind=kind, id=owner_id)
     )

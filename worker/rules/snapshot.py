@@ -20,7 +20,7 @@ def copied(model: M, **changes: object) -> M:
     state = model.__dict__.copy()
     state.update(changes)
     object.__setattr__(clone, "__dict__", state)
-    object.__setattr__(clone, "__pydantic_fields_set__", set(model.__pydantic_fields_set__))
+    object.__setattr__(clone, "__pydantic_fields_set__", model.__pydantic_fields_set__.copy())
     object.__setattr__(clone, "__pydantic_extra__", None)
     object.__setattr__(clone, "__pydantic_private__", None)
     return clone
@@ -103,8 +103,14 @@ class Order(Versioned):
                 key: copied(work_order, task_ids=list(work_order.task_ids))
                 for key, work_order in self.work_orders.items()
             },
+            # Most tasks never had a fallout: they get an empty dict without a comprehension.
             tasks={
-                key: copied(task, fallouts={fid: copied(f) for fid, f in task.fallouts.items()})
+                key: copied(
+                    task,
+                    fallouts={fid: copied(f) for fid, f in task.fallouts.items()}
+                    if task.fallouts
+                    else {},
+                )
                 for key, task in self.tasks.items()
             },
         )

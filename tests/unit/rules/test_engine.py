@@ -20,6 +20,8 @@ from tests.unit.rules.builders import (
     Run,
     Sent,
     approved,
+    change_events,
+    entity_of,
     item,
     started,
     submitted,
@@ -418,6 +420,15 @@ def test_a_work_order_canceled_by_its_owner_cancels_only_its_unfinished_tasks() 
     assert sent.state("T2") == "canceled"
     assert "T1" not in sent.changes
     assert sent.state(ORDER_ID) == "canceled"
+
+
+def test_an_event_announces_its_moves_child_before_parent_each_kind_in_the_orders_order() -> None:
+    # Ids out of sort order; L1 has no work orders, so it moves only because the order does.
+    e, run = Events(), Run()
+    run.send(*approved(item("L2", wo("W1", task("T3"), task("T1"), task("T2"))), item("L1"))(e))
+    sent = run.send(e.wo_updated("W1", "canceled"))
+    announced = [entity_of(change) for change in change_events(sent.emitted)]
+    assert announced == ["T3", "T1", "T2", "W1", "L2", "L1", ORDER_ID]
 
 
 # --- fallout --------------------------------------------------------------------------------------

@@ -9,6 +9,7 @@ the order does not have (so some are parked).
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -18,8 +19,18 @@ from hypothesis import strategies as st
 
 from schemas import inbound as ev
 from schemas import outbound as out
-from tests.unit.rules.builders import T0, Change, Events, Json, change_events, item, task, wo
-from worker.rules import COMMANDS, Emitted, OrderRecord, Profile, apply
+from tests.unit.rules.builders import (
+    T0,
+    Change,
+    Events,
+    Json,
+    change_events,
+    entity_of,
+    item,
+    task,
+    wo,
+)
+from worker.rules import COMMANDS, Emitted, OrderRecord, Profile, apply, output_id
 from worker.rules.rollup import parent_from_work_orders, work_order_from_tasks
 from worker.rules.states import (
     ORDER_MOVES,
@@ -282,6 +293,59 @@ def test_every_change_changes_something_and_is_a_move_of_its_table(
             assert change.state in listed_moves(change.previous), change
 
 
+def every_entity(record: OrderRecord | None) -> list[tuple[str, str]]:
+    """Every task, work order, line item and the order, in that order, each kind in the order's own
+    order, with its state."""
+    order = record.order if record is not None else None
+    if order is None:
+        return []
+    return [
+        *((key, value.state) for key, value in order.tasks.items()),
+        *((key, value.state) for key, value in order.work_orders.items()),
+        *((key, value.state) for key, value in order.line_items.items()),
+        (order.order_id, order.state),
+    ]
+
+
+@PROPERTIES
+@given(SCENARIOS)
+def test_every_state_that_moved_is_announced_once_child_before_parent(
+    scenario: Scenario,
+) -> None:
+    """Replaying a step's change events over the states before it gives the states after it: no
+    move is missed or made up, and each event names the state moved from. Each cause's events
+    come tasks first, then work orders, line items and the order, each kind in the order's own
+    order (a retried parked event is another cause)."""
+    for step in play(build(*scenario)):
+        states = dict(every_entity(step.before))
+        after = every_entity(step.after)
+        position = {entity: index for index, (entity, _) in enumerate(after)}
+        last_position: dict[str, int] = {}
+        for change in change_events(step.emitted):
+            entity = entity_of(change)
+            assert states.get(entity) == change.previous, change
+            states[entity] = change.state
+            assert position[entity] > last_position.get(change.caused_by, -1), change
+            last_position[change.caused_by] = position[entity]
+        assert [(entity, states.get(entity)) for entity, _ in after] == after
+
+
+@PROPERTIES
+@given(SCENARIOS)
+def test_every_event_emitted_is_what_validating_it_gives(scenario: Scenario) -> None:
+    """State changes are built without validation, from values the rules typed already: each
+    must be the very model validation builds, down to its JSON (a value of an unexpected type
+    would make serialising it warn, here an error)."""
+    for step in play(build(*scenario)):
+        for emitted in step.emitted:
+            event = emitted.event
+            validated = type(event).model_validate(event.model_dump(exclude_unset=True))
+            assert validated == event
+            assert validated.model_fields_set == event.model_fields_set
+            assert validated.data.model_fields_set == event.data.model_fields_set
+            assert validated.model_dump_json() == event.model_dump_json(warnings="error")
+
+
 @PROPERTIES
 @given(SCENARIOS)
 def test_a_refused_event_leaves_the_order_unchanged(
@@ -318,6 +382,21 @@ def test_apply_is_pure(scenario: Scenario, split: int) -> None:
     assert record.model_dump() == frozen, "apply mutated its input"
     assert first.record == second.record
     assert first.emitted == second.emitted
+
+
+# --- output ids ----------------------------------------------------------------------------------
+
+# The namespace of every output id: part of the wire contract, so spelled out here.
+OUTPUT_NAMESPACE = uuid.UUID("6f1c1d1e-5a0b-4c8e-9a35-0d1b7e3c2a10")
+
+
+@settings(max_examples=1000, deadline=None)
+@given(st.text(), st.text(), st.text())
+def test_an_output_id_is_the_uuid5_of_its_cause_kind_and_subject(
+    cause: str, kind: str, subject: str
+) -> None:
+    expected = uuid.uuid5(OUTPUT_NAMESPACE, f"{cause}|{kind}|{subject}")
+    assert output_id(cause, kind, subject) == str(expected)
 
 
 # --- a parent's state depends on its children's current states, not on their history --------------

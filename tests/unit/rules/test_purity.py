@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 RULES = Path(__file__).resolve().parents[3] / "worker" / "rules"
-# Plain data and computation only; `uuid` is here for uuid5 (a hash), never uuid1/uuid4.
+# Plain data and computation only: `hashlib` and `uuid` make uuid5 output ids (a hash), never
+# uuid1/uuid4; `functools` memoises pure functions.
 ALLOWED = {
     "__future__",
     "collections",
@@ -16,6 +17,8 @@ ALLOWED = {
     "dataclasses",
     "datetime",
     "enum",
+    "functools",
+    "hashlib",
     "typing",
     "uuid",
     "pydantic",
