@@ -329,8 +329,11 @@ class Pipeline:
         dead_letters += poisoned
         await retrying(lambda: self._schedule_parked(orders.records.values()), "schedule")
         await retrying(lambda: self._publish(dead_letters, [orders.pending]), "publish")
-        await retrying(lambda: self._stores.orders.acknowledge(orders.pending), "acknowledge")
-        await retrying(lambda: self.orders.commit(consumer), "commit offsets")
+        # Both only need the outputs acknowledged by the broker; one is Redis, the other Kafka.
+        await asyncio.gather(
+            retrying(lambda: self._stores.orders.acknowledge(orders.pending), "acknowledge"),
+            retrying(lambda: self.orders.commit(consumer), "commit offsets"),
+        )
         report.dead_lettered = len(dead_letters)
         report.published = _count(orders.pending)
         return report
@@ -373,9 +376,11 @@ class Pipeline:
         await retrying(
             lambda: self._publish(dead_letters, [services.pending, activity.pending]), "publish"
         )
-        await retrying(lambda: self._stores.services.acknowledge(services.pending), "acknowledge")
-        await retrying(lambda: self._stores.activity.acknowledge(activity.pending), "acknowledge")
-        await retrying(lambda: self.services.commit(consumer), "commit offsets")
+        await asyncio.gather(
+            retrying(lambda: self._stores.services.acknowledge(services.pending), "acknowledge"),
+            retrying(lambda: self._stores.activity.acknowledge(activity.pending), "acknowledge"),
+            retrying(lambda: self.services.commit(consumer), "commit offsets"),
+        )
         report.dead_lettered = len(dead_letters)
         report.published = _count(services.pending) + _count(activity.pending)
         return report

@@ -68,7 +68,7 @@ async def test_a_write_based_on_a_stale_read_is_refused_and_reported_as_a_confli
     assert await redis.llen(outbox_key("order", order_id)) == 0
 
 
-async def test_a_record_this_store_wrote_is_reused_until_another_writer_changes_it(
+async def test_a_record_this_store_wrote_is_reused_and_a_write_on_a_stale_one_is_refused(
     redis: Redis,
 ) -> None:
     mine = SnapshotStore(redis, "order", OrderRecord, cached=10)
@@ -78,16 +78,19 @@ async def test_a_record_this_store_wrote_is_reused_until_another_writer_changes_
     await mine.commit({order_id: Write((await mine.load([order_id]))[order_id], written, [])})
 
     again = (await mine.load([order_id]))[order_id]
-    assert again.record is written  # the version matched: not read and parsed again
+    assert again.record is written  # neither read nor parsed again
     assert again.version == "1"
 
-    # Another instance (after a rebalance) writes a newer version: read whole.
+    # Another instance (after a rebalance) writes a newer version: a write based on the cached
+    # record is refused as a conflict, and the entity is then read whole.
     theirs = OrderRecord(order_id=order_id, applied={"e1", "e2"})
     await other.commit({order_id: Write((await other.load([order_id]))[order_id], theirs, [])})
+    stale = OrderRecord(order_id=order_id, applied={"e1", "e3"})
+    committed = await mine.commit({order_id: Write(again, stale, entries("x"))})
+    assert committed.conflicts == [order_id]
+    assert await redis.llen(outbox_key("order", order_id)) == 0
     fresh = (await mine.load([order_id]))[order_id]
-    assert fresh.version == "2"
-    assert fresh.record == theirs
-    assert fresh.record is not written
+    assert (fresh.version, fresh.record) == ("2", theirs)
 
 
 async def test_the_cache_keeps_only_the_most_recently_written_records(redis: Redis) -> None:

@@ -87,10 +87,12 @@ class Committed:
 class SnapshotStore(Generic[R]):
     """Records of one kind (`order`, `service`, `account`, ...) and their outboxes.
 
-    Keeps up to `cached` records this process wrote, by version: an entity touched again (under
-    live input, nearly every batch touches the same orders) is read as its version only, not
-    parsed again. The rules never change a record they are given (they work on a copy), so a
-    cached record is what Redis holds for that version. A version someone else wrote is read whole.
+    Keeps up to `cached` records this process wrote, with their versions: an entity touched again
+    (under live input nearly every batch touches the same orders) is neither read nor parsed
+    again. The rules never change a record they are given (they work on a copy), so a cached record
+    is what Redis held at that version; if another writer (an instance that had the partition
+    during a rebalance) has moved the version since, the compare-and-set refuses the write and the
+    entity is read again, as for any conflict.
     """
 
     def __init__(self, redis: Redis, kind: str, model: type[R], cached: int = 0) -> None:
@@ -103,33 +105,27 @@ class SnapshotStore(Generic[R]):
         self._cache: OrderedDict[str, Loaded[R]] = OrderedDict()  # least recently written first
 
     async def load(self, entity_ids: Iterable[str]) -> dict[str, Loaded[R]]:
-        """Every entity's record and version, in one round trip (two if another writer changed
-        a cached one)."""
-        ids = list(entity_ids)
-        async with self._redis.pipeline(transaction=False) as pipe:
-            for entity_id in ids:
-                if entity_id in self._cache:
-                    pipe.hget(record_key(self._kind, entity_id), "version")
-                else:
-                    pipe.hmget(record_key(self._kind, entity_id), ["version", "record"])
-            rows: list[Any] = await pipe.execute()
+        """Every entity's record and version: the cached ones as they are, the others in one
+        round trip."""
         loaded: dict[str, Loaded[R]] = {}
-        changed: list[str] = []
-        for entity_id, row in zip(ids, rows, strict=True):
+        missing: list[str] = []
+        for entity_id in entity_ids:
             cached = self._cache.get(entity_id)
             if cached is None:
-                version, record = row
-                loaded[entity_id] = Loaded(
-                    version=(version or b"0").decode(),
-                    record=self._model.model_validate_json(record) if record else None,
-                )
-            elif (row or b"0").decode() == cached.version:
-                loaded[entity_id] = cached
+                missing.append(entity_id)
             else:
-                del self._cache[entity_id]
-                changed.append(entity_id)
-        if changed:
-            loaded.update(await self.load(changed))
+                loaded[entity_id] = cached
+        if not missing:
+            return loaded
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for entity_id in missing:
+                pipe.hmget(record_key(self._kind, entity_id), ["version", "record"])
+            rows: list[list[bytes | None]] = await pipe.execute()
+        for entity_id, (version, record) in zip(missing, rows, strict=True):
+            loaded[entity_id] = Loaded(
+                version=(version or b"0").decode(),
+                record=self._model.model_validate_json(record) if record else None,
+            )
         return loaded
 
     async def get(self, entity_id: str) -> R | None:
