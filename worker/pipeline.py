@@ -327,8 +327,12 @@ class Pipeline:
             lambda: self._settle(self._stores.orders, by_order, apply, report), "settle orders"
         )
         dead_letters += poisoned
-        await retrying(lambda: self._schedule_parked(orders.records.values()), "schedule")
-        await retrying(lambda: self._publish(dead_letters, [orders.pending]), "publish")
+        # The parked schedule only says when to look again (a replay recomputes it): it need not
+        # wait for the broker, nor the broker for it.
+        await asyncio.gather(
+            retrying(lambda: self._schedule_parked(orders.records.values()), "schedule"),
+            retrying(lambda: self._publish(dead_letters, [orders.pending]), "publish"),
+        )
         # Both only need the outputs acknowledged by the broker; one is Redis, the other Kafka.
         await asyncio.gather(
             retrying(lambda: self._stores.orders.acknowledge(orders.pending), "acknowledge"),
@@ -369,12 +373,15 @@ class Pipeline:
             "settle activity",
         )
         dead_letters += poisoned
-        await retrying(
-            lambda: self.term_ends.set(term_ends(services.records.values()), keep_leases=True),
-            "schedule",
-        )
-        await retrying(
-            lambda: self._publish(dead_letters, [services.pending, activity.pending]), "publish"
+        await asyncio.gather(
+            retrying(
+                lambda: self.term_ends.set(term_ends(services.records.values()), keep_leases=True),
+                "schedule",
+            ),
+            retrying(
+                lambda: self._publish(dead_letters, [services.pending, activity.pending]),
+                "publish",
+            ),
         )
         await asyncio.gather(
             retrying(lambda: self._stores.services.acknowledge(services.pending), "acknowledge"),
