@@ -31,6 +31,7 @@ from worker.rules.snapshot import (
     Task,
     Versioned,
     WorkOrder,
+    copied,
 )
 from worker.rules.states import (
     ORDER_OVERLAYS,
@@ -125,6 +126,8 @@ def apply(
     for event, received_at in events:
         if _apply_one(outcome, event, received_at, default_profile):
             _retry_parked(outcome, default_profile)
+    if current.order is not None:
+        current.order.forget_source()
     return outcome
 
 
@@ -174,7 +177,7 @@ def _apply_one(
         return True
     order = record.order
     assert order is not None  # every handler but delete leaves an order
-    _versioned(order, event).advance(event.sequence, event.time)
+    _versioned(order, event, to_change=True).advance(event.sequence, event.time)
     outcome.emitted.extend(_changes(order, before, event, at, actor))
     outcome.emitted.extend(_fallout_emitted(order, event, at))
     outcome.emitted.extend(
@@ -199,11 +202,11 @@ def _retry_parked(outcome: Outcome, default_profile: Profile) -> None:
 def expire_parked(record: OrderRecord, older_than: datetime) -> Outcome:
     """Events parked before `older_than` waited too long for their parent: they leave the record
     for the dead-letter topic, each with what it waited for."""
-    current = record.clone()
-    expired = [parked for parked in current.parked if parked.received_at < older_than]
-    current.parked = [parked for parked in current.parked if parked.received_at >= older_than]
+    expired = [parked for parked in record.parked if parked.received_at < older_than]
+    kept = [parked for parked in record.parked if parked.received_at >= older_than]
+    # Only the parked events change: the rest is shared (`apply` never changes its input).
     return Outcome(
-        current,
+        copied(record, parked=kept),
         [
             Emitted(
                 Stream.DEAD_LETTER,
@@ -220,8 +223,9 @@ def expire_parked(record: OrderRecord, older_than: datetime) -> Outcome:
 # --- guards ------------------------------------------------------------------------------------
 
 
-def _versioned(order: Order, event: ev.OrderEvent) -> Versioned:
-    """The entity whose source version the event carries (task, work order, else the order)."""
+def _versioned(order: Order, event: ev.OrderEvent, *, to_change: bool = False) -> Versioned:
+    """The entity whose source version the event carries (task, work order, else the order); with
+    `to_change`, the order's own copy of it."""
     data = event.data
     if isinstance(
         data,
@@ -233,11 +237,11 @@ def _versioned(order: Order, event: ev.OrderEvent) -> Versioned:
     ):
         task = order.tasks.get(data.task_id)
         if task is not None:
-            return task
+            return order.task_to_change(data.task_id) if to_change else task
     if isinstance(data, ev.WorkOrderUpdatedData | ev.WorkOrderCreatedData):
         work_order = order.work_orders.get(data.work_order_id)
         if work_order is not None:
-            return work_order
+            return order.work_order_to_change(data.work_order_id) if to_change else work_order
     return order
 
 
@@ -278,6 +282,8 @@ def _stale(order: Order, event: ev.OrderEvent) -> Emitted | None:
 
 
 # --- handlers: each checks everything before it changes anything, so a refusal changes nothing ---
+# Entities may still be shared with the record `apply` was given (copy-on-write): every change is
+# made to the order's own copy, from `order.task_to_change` (`work_order_`, `line_item_to_change`).
 
 Actor = tuple[str | None, str | None]
 """Who asked for a change and why, carried onto the change events of commands."""
@@ -405,7 +411,7 @@ def _create_work_order(record: OrderRecord, event: ev.WorkOrderCreated) -> Actor
         kind=data.kind,
         state=data.state,
     )
-    line_item.work_order_ids.append(data.work_order_id)
+    order.line_item_to_change(data.line_item_id).work_order_ids.append(data.work_order_id)
     _refresh(order, data.work_order_id)
     return _NO_ACTOR
 
@@ -425,18 +431,17 @@ def _update_work_order(record: OrderRecord, event: ev.WorkOrderUpdated) -> Actor
             f"work order {work_order.work_order_id} cannot move from {work_order.state} to "
             f"{data.state}"
         )
-    work_order.state = data.state
+    order.work_order_to_change(data.work_order_id).state = data.state
     if data.state is WorkOrderState.CANCELED:
         _cancel_tasks(order, work_order)
-    _refresh(order, work_order.work_order_id)
+    _refresh(order, data.work_order_id)
     return _NO_ACTOR
 
 
 def _cancel_tasks(order: Order, work_order: WorkOrder) -> None:
     for task_id in work_order.task_ids:
-        task = order.tasks[task_id]
-        if not task_is_final(task.state):
-            task.state = TaskState.CANCELED
+        if not task_is_final(order.tasks[task_id].state):
+            order.task_to_change(task_id).state = TaskState.CANCELED
 
 
 def _create_task(record: OrderRecord, event: ev.TaskCreated) -> Actor:
@@ -452,8 +457,8 @@ def _create_task(record: OrderRecord, event: ev.TaskCreated) -> Actor:
     order.tasks[data.task_id] = Task(
         task_id=data.task_id, work_order_id=data.work_order_id, state=data.state
     )
-    work_order.task_ids.append(data.task_id)
-    _refresh(order, work_order.work_order_id)
+    order.work_order_to_change(data.work_order_id).task_ids.append(data.task_id)
+    _refresh(order, data.work_order_id)
     return _NO_ACTOR
 
 
@@ -473,7 +478,7 @@ def _update_task(record: OrderRecord, event: ev.TaskUpdated) -> Actor:
     order = _require_order(record)
     task = _known_task(order, event.data.task_id)
     _move_task(task, event.data.state)
-    task.state = event.data.state
+    order.task_to_change(task.task_id).state = event.data.state
     _refresh(order, task.work_order_id)
     return _NO_ACTOR
 
@@ -485,6 +490,7 @@ def _raise_fallout(record: OrderRecord, event: ev.FalloutRaised) -> Actor:
     if data.fallout_id in task.fallouts:
         raise Refused(f"fallout {data.fallout_id} already exists")
     _move_task(task, TaskState.ON_HOLD)
+    task = order.task_to_change(data.task_id)
     task.fallouts[data.fallout_id] = Fallout(
         fallout_id=data.fallout_id,
         category=data.category,
@@ -497,13 +503,14 @@ def _raise_fallout(record: OrderRecord, event: ev.FalloutRaised) -> Actor:
 
 
 def _open_fallout(order: Order, task_id: str, fallout_id: str) -> tuple[Task, Fallout]:
-    task = _known_task(order, task_id)
-    fallout = task.fallouts.get(fallout_id)
+    """The task (the order's own copy) and its open fallout, to change."""
+    fallout = _known_task(order, task_id).fallouts.get(fallout_id)
     if fallout is None:
         raise Refused(f"unknown fallout {fallout_id} on task {task_id}")
     if not fallout.open:
         raise Refused(f"fallout {fallout_id} is already resolved")
-    return task, fallout
+    task = order.task_to_change(task_id)
+    return task, task.fallouts[fallout_id]
 
 
 def _resolve_fallout(record: OrderRecord, event: ev.FalloutResolved) -> Actor:
@@ -542,21 +549,23 @@ def _leave_overlay(order: Order) -> None:
 
 
 def _cancel_all(order: Order) -> None:
-    for work_order in order.work_orders.values():
+    # Replacing a value (by `work_order_to_change`) does not disturb the iteration.
+    for work_order_id, work_order in order.work_orders.items():
         if not work_order_is_final(work_order.state):
-            work_order.state = WorkOrderState.CANCELED
+            order.work_order_to_change(work_order_id).state = WorkOrderState.CANCELED
             _cancel_tasks(order, work_order)
 
 
 def _approve_cancellation(order: Order) -> None:
     # Work orders not yet started are canceled at once; started ones are asked to wind down.
-    for work_order in order.work_orders.values():
+    for work_order_id, work_order in order.work_orders.items():
         state_class = WORK_ORDER_CLASS[work_order.state]
         if state_class is StateClass.NOT_STARTED:
-            work_order.state = WorkOrderState.CANCELED
+            order.work_order_to_change(work_order_id).state = WorkOrderState.CANCELED
             _cancel_tasks(order, work_order)
         elif state_class in (StateClass.ACTIVE, StateClass.BLOCKED):
-            work_order.state = WorkOrderState.CANCELLATION_IN_PROGRESS
+            winding_down = order.work_order_to_change(work_order_id)
+            winding_down.state = WorkOrderState.CANCELLATION_IN_PROGRESS
     order.held_states.clear()
     order.state = _O.CANCELLATION_IN_PROGRESS
     _refresh(order)
@@ -725,7 +734,7 @@ def _refresh_line_items(order: Order) -> None:
 def _refresh_line_item(order: Order, line_item: LineItem) -> None:
     state = _line_item_state(order, line_item)
     if state is not line_item.state:
-        line_item.state = state
+        order.line_item_to_change(line_item.line_item_id).state = state
 
 
 def _refresh_work_order(order: Order, work_order: WorkOrder) -> None:
@@ -741,7 +750,7 @@ def _refresh_work_order(order: Order, work_order: WorkOrder) -> None:
     # Decision: a derived state the work order cannot legally move to (back to scheduled after it
     # was reported in progress) leaves it where it is.
     if derived in WORK_ORDER_MOVES[work_order.state]:
-        work_order.state = derived
+        order.work_order_to_change(work_order.work_order_id).state = derived
 
 
 def _work_order_states(order: Order, work_order_ids: Iterable[str]) -> list[WorkOrderState]:

@@ -3,7 +3,7 @@ structural guards, work-order derivation, fallout bookkeeping and the service ac
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import timedelta
 
 import pytest
@@ -28,7 +28,7 @@ from tests.unit.rules.builders import (
     task,
     wo,
 )
-from worker.rules import Profile, Stream, apply, expire_parked, output_id
+from worker.rules import OrderRecord, Profile, Stream, apply, expire_parked, output_id
 from worker.rules.states import OrderState, TaskState, WorkOrderState
 
 # --- stale updates --------------------------------------------------------------------------------
@@ -131,6 +131,45 @@ def test_outputs_are_deterministic_so_a_replay_is_recognisable() -> None:
     assert [x.event.id for x in first.emitted] == [x.event.id for x in again.emitted]
     assert first.emitted[0].event.id == output_id("evt-1", "task", "T1")
     assert len({x.event.id for x in first.emitted}) == len(first.emitted)
+
+
+# --- copy-on-write --------------------------------------------------------------------------------
+
+
+def test_an_event_copies_only_the_entities_it_changes_and_shares_the_rest() -> None:
+    """A batch costs what it changes, not the size of the order: the new record shares every
+    entity the events left alone with the record it came from, which stays as it was."""
+    e, run = Events(), Run()
+    run.send(*started(*TWO_ITEMS)(e), e.fallout_raised("T1", "F1"))
+    before = run.order
+    run.send(e.task_updated("T2", "in_progress"))
+    after = run.order
+    kinds: list[tuple[Mapping[str, object], Mapping[str, object]]] = [
+        (before.tasks, after.tasks),
+        (before.work_orders, after.work_orders),
+        (before.line_items, after.line_items),
+    ]
+    copied = [
+        entity_id
+        for entities_before, entities_after in kinds
+        for entity_id, entity in entities_after.items()
+        if entity is not entities_before[entity_id]
+    ]
+    assert copied == ["T2", "W2", "L2"]
+    assert (before.tasks["T2"].state, after.tasks["T2"].state) == ("open", "in_progress")
+    assert run.record is not None
+    swept = expire_parked(run.record, T0)
+    assert swept.record.order is after  # nothing parked expired: the order is not copied at all
+
+
+def test_a_record_from_apply_is_what_its_json_reads_back_as() -> None:
+    """The worker stores the record as JSON and may read it back: the copy-on-write bookkeeping is
+    not part of it, and the record keeps no reference to the one it came from."""
+    e, run = Events(), Run()
+    run.send(*started(*TWO_ITEMS)(e))
+    run.send(e.fallout_raised("T1", "F1"), e.fallout_reassigned("T1", "F1", "field-ops"))
+    assert run.record is not None
+    assert OrderRecord.model_validate_json(run.record.model_dump_json()) == run.record
 
 
 # --- parking --------------------------------------------------------------------------------------
