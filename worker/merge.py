@@ -14,8 +14,9 @@ Offsets are committed up to the first record not yet released, so a buffered rec
 
 from __future__ import annotations
 
+import heapq
 from collections import deque
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence, Set
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Generic, NamedTuple, TypeVar
@@ -72,24 +73,48 @@ class CoPartitionMerge(Generic[E]):
             if partition.topic in self._rank:
                 groups.setdefault(partition.partition, []).append(partition)
         released: list[Buffered[E]] = []
-        for members in groups.values():
-            while True:
-                if any(not self._buffers.get(p) and p not in idle for p in members):
-                    break  # that topic may still hold something earlier: wait for its fetch
-                heads = [
-                    (buffer[0].time, self._rank[p.topic], p)
-                    for p in members
-                    if (buffer := self._buffers.get(p))
-                ]
-                if not heads:
-                    break
-                _, _, earliest = min(heads)
-                head = self._buffers[earliest].popleft()
-                released.append(head)
-                self._released_until[earliest.partition] = max(
-                    head.time, self._released_until.get(earliest.partition, head.time)
-                )
+        for number, members in groups.items():
+            self._release_group(number, members, idle, released)
         return released
+
+    def _release_group(
+        self,
+        number: int,
+        members: list[Partition],
+        idle: Set[Partition],
+        released: list[Buffered[E]],
+    ) -> None:
+        """Merge one partition number's topics by their heads' (time, topic rank), until a topic
+        that is not caught up runs dry: it may still hold something earlier."""
+        buffers: list[deque[Buffered[E]]] = []
+        owners: list[Partition] = []
+        heads: list[tuple[datetime, int, int]] = []
+        for partition in members:
+            buffer = self._buffers.get(partition)
+            if not buffer:
+                if partition not in idle:
+                    return
+                continue
+            heads.append((buffer[0].time, self._rank[partition.topic], len(buffers)))
+            buffers.append(buffer)
+            owners.append(partition)
+        heapq.heapify(heads)
+        until = self._released_until.get(number)
+        while heads:
+            _, rank, index = heads[0]
+            buffer = buffers[index]
+            head = buffer.popleft()
+            released.append(head)
+            if until is None or head.time > until:
+                until = head.time
+            if buffer:
+                heapq.heapreplace(heads, (buffer[0].time, rank, index))
+            elif owners[index] not in idle:
+                break
+            else:
+                heapq.heappop(heads)
+        if until is not None:
+            self._released_until[number] = until
 
     def buffered(self, partition: Partition) -> int:
         return len(self._buffers.get(partition, ()))
