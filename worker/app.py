@@ -47,9 +47,10 @@ def _security(settings: Settings) -> BaseSecurity | None:
     return sasl(username, password, ssl_context=context, use_ssl=use_ssl)
 
 
-async def _undecoded(message: KafkaMessage) -> None:
-    """FastStream's decoder would JSON-decode every record of a batch for the handler's body; the
-    pipeline reads and validates the raw records itself (`worker.pipeline.decode`)."""
+async def _undecoded(message: KafkaMessage) -> KafkaMessage:
+    """The batch itself as the handler's body. FastStream's decoder would JSON-decode every record;
+    the pipeline reads and validates the raw records itself (`worker.pipeline.decode`)."""
+    return message
 
 
 def _consumer(message: KafkaMessage) -> Consumer:
@@ -67,6 +68,9 @@ def create_broker(settings: Settings) -> KafkaBroker:
         security=_security(settings),
         client_id=CLIENT_ID,
         logger=None,  # the pipeline logs what happened to each batch through structlog
+        # Handlers take the batch as it comes: resolving a `KafkaMessage` parameter through
+        # FastDepends ran a function in a worker thread for every batch.
+        apply_types=False,
     )
 
 
