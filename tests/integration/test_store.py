@@ -54,6 +54,23 @@ async def test_entries_an_earlier_attempt_left_come_first_and_trimming_drops_onl
     ]
 
 
+async def test_a_redis_that_lost_the_scripts_gets_them_again_and_runs_each_call_once(
+    redis: Redis,
+) -> None:
+    store = SnapshotStore(redis, "order", OrderRecord)
+    order_id = unique("O")
+    loaded = await store.load([order_id])
+    await redis.script_flush()  # as after a Redis restart
+    committed = await store.commit(
+        {order_id: Write(loaded[order_id], OrderRecord(order_id=order_id), entries("a"))}
+    )
+    assert [e.id for e in committed.pending[order_id]] == ["a"]
+    assert await redis.llen(outbox_key("order", order_id)) == 1
+    await redis.script_flush()
+    await store.acknowledge(committed.pending)
+    assert await redis.llen(outbox_key("order", order_id)) == 0
+
+
 async def test_a_write_based_on_a_stale_read_is_refused_and_reported_as_a_conflict(
     redis: Redis,
 ) -> None:

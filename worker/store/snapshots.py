@@ -11,6 +11,7 @@ Layout per entity, all of its keys under one hash tag so every script runs on Re
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
@@ -20,6 +21,7 @@ from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel
 from redis.asyncio import Redis
+from redis.exceptions import NoScriptError
 
 from worker.rules import OrderRecord
 from worker.rules.service import ActivityRecord, ServiceRecord
@@ -84,6 +86,34 @@ class Committed:
     """Entities another writer changed since they were read: read again and recompute."""
 
 
+class PipelinedScript:
+    """A Lua script of this package, run once per (keys, args) in one pipelined round trip.
+
+    By EVALSHA: redis-py's `Script` in a pipeline first asks Redis whether it exists (`SCRIPT
+    EXISTS`, a round trip more for every batch); this loads it only when Redis answers NOSCRIPT
+    (Redis restarted or was flushed), and then runs the pipeline again: NOSCRIPT means none of its
+    calls ran."""
+
+    def __init__(self, redis: Redis, name: str) -> None:
+        self._redis = redis
+        self._source = _script(name)
+        self._sha = hashlib.sha1(self._source.encode()).hexdigest()
+
+    async def run_each(self, calls: Sequence[tuple[list[str], list[str]]]) -> list[Any]:
+        try:
+            return await self._run_each(calls)
+        except NoScriptError:
+            await self._redis.script_load(self._source)
+            return await self._run_each(calls)
+
+    async def _run_each(self, calls: Sequence[tuple[list[str], list[str]]]) -> list[Any]:
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for keys, args in calls:
+                pipe.evalsha(self._sha, len(keys), *keys, *args)
+            replies: list[Any] = await pipe.execute()
+        return replies
+
+
 class SnapshotStore(Generic[R]):
     """Records of one kind (`order`, `service`, `account`, ...) and their outboxes.
 
@@ -99,8 +129,8 @@ class SnapshotStore(Generic[R]):
         self._redis = redis
         self._kind = kind
         self._model = model
-        self._commit = redis.register_script(_script("commit.lua"))
-        self._ack = redis.register_script(_script("ack.lua"))
+        self._commit = PipelinedScript(redis, "commit.lua")
+        self._ack = PipelinedScript(redis, "ack.lua")
         self._cached = cached
         self._cache: OrderedDict[str, Loaded[R]] = OrderedDict()  # least recently written first
 
@@ -134,20 +164,20 @@ class SnapshotStore(Generic[R]):
     async def commit(self, writes: Mapping[str, Write[R]]) -> Committed:
         """Write every record with its outbox entries, each atomically, in one round trip."""
         ids = list(writes)
-        async with self._redis.pipeline(transaction=False) as pipe:
-            for entity_id in ids:
-                write = writes[entity_id]
-                await self._commit(
-                    keys=[record_key(self._kind, entity_id), outbox_key(self._kind, entity_id)],
-                    args=[
-                        write.loaded.version,
-                        write.record.model_dump_json(),
-                        *(entry.encode() for entry in write.outbox),
+        # Each reply is [1, entries pending from before...] or [0, current version].
+        replies = await self._commit.run_each(
+            [
+                (
+                    [record_key(self._kind, entity_id), outbox_key(self._kind, entity_id)],
+                    [
+                        writes[entity_id].loaded.version,
+                        writes[entity_id].record.model_dump_json(),
+                        *(entry.encode() for entry in writes[entity_id].outbox),
                     ],
-                    client=pipe,
                 )
-            # Each reply is [1, entries pending from before...] or [0, current version].
-            replies: list[list[Any]] = await pipe.execute()
+                for entity_id in ids
+            ]
+        )
         committed = Committed(pending={}, conflicts=[])
         for entity_id, (written, *rest) in zip(ids, replies, strict=True):
             write = writes[entity_id]
@@ -170,14 +200,12 @@ class SnapshotStore(Generic[R]):
 
     async def acknowledge(self, published: Mapping[str, Sequence[OutboxEntry]]) -> None:
         """Drop entries the broker has acknowledged from the head of each outbox."""
-        async with self._redis.pipeline(transaction=False) as pipe:
-            for entity_id, entries in published.items():
-                await self._ack(
-                    keys=[outbox_key(self._kind, entity_id)],
-                    args=[entry.id for entry in entries],
-                    client=pipe,
-                )
-            await pipe.execute()
+        await self._ack.run_each(
+            [
+                ([outbox_key(self._kind, entity_id)], [entry.id for entry in entries])
+                for entity_id, entries in published.items()
+            ]
+        )
 
 
 class Stores:
