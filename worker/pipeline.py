@@ -94,7 +94,9 @@ class Consumer(Protocol):
     def resume(self, *partitions: TopicPartition) -> None: ...
     def paused(self) -> set[TopicPartition]: ...
     def highwater(self, partition: TopicPartition) -> int | None: ...
+    def last_poll_timestamp(self, partition: TopicPartition) -> int | None: ...
     async def position(self, partition: TopicPartition) -> int: ...
+    async def end_offsets(self, partitions: list[TopicPartition]) -> dict[TopicPartition, int]: ...
     async def commit(self, offsets: dict[TopicPartition, int]) -> None: ...
 
 
@@ -241,7 +243,7 @@ class Stage(Generic[E]):
         assigned = [Partition(tp.topic, tp.partition) for tp in consumer.assignment()]
         # Partitions lost in a rebalance: their next owner reads them from the committed offsets.
         self.merge.forget(self.merge.partitions() - set(assigned))
-        caught_up = [p for p in assigned if await _caught_up(consumer, p)]
+        caught_up = await self._caught_up(consumer, assigned)
         by_key: dict[str, list[Inbound[E]]] = {}
         dead_letters: list[DeadLetter] = []
         for released in self.merge.release(assigned, caught_up):
@@ -251,6 +253,32 @@ class Stage(Generic[E]):
                 by_key.setdefault(self._key_of(released.item.event), []).append(released.item)
         self._pause_full(consumer, assigned)
         return by_key, dead_letters
+
+    async def _caught_up(self, consumer: Consumer, assigned: list[Partition]) -> list[Partition]:
+        """The partitions with nothing more on the broker: everything up to their high-water mark
+        fetched, that mark read by the newest fetch. A mark read before another partition's
+        records were fetched says nothing of what reached the broker in between (a fetch response
+        can leave a partition out), and the merge must not release those records past it: such
+        a partition is asked for its end offset, in one round trip for all of them, and only where
+        something is buffered to release."""
+        polled = {p: consumer.last_poll_timestamp(TopicPartition(*p)) for p in assigned}
+        newest = max((stamp for stamp in polled.values() if stamp is not None), default=0)
+        waiting = {p.partition for p in assigned if self.merge.buffered(p)}
+        caught_up: list[Partition] = []
+        stale: dict[TopicPartition, int] = {}
+        for p in assigned:
+            tp = TopicPartition(*p)
+            highwater, position = consumer.highwater(tp), await consumer.position(tp)
+            if highwater is None or position < highwater:
+                continue
+            if (polled[p] or 0) >= newest:
+                caught_up.append(p)
+            elif p.partition in waiting:
+                stale[tp] = position
+        if stale:
+            ends = await consumer.end_offsets(list(stale))
+            caught_up += [Partition(*tp) for tp, position in stale.items() if ends[tp] <= position]
+        return caught_up
 
     def _pause_full(self, consumer: Consumer, assigned: Iterable[Partition]) -> None:
         """Stop fetching partitions with a full buffer (they wait for a co-partition of another
@@ -273,13 +301,6 @@ class Stage(Generic[E]):
         await consumer.commit(
             {TopicPartition(p.topic, p.partition): offset for p, offset in offsets.items()}
         )
-
-
-async def _caught_up(consumer: Consumer, partition: Partition) -> bool:
-    """Nothing more on the broker for this partition right now (as of the last fetch)."""
-    tp = TopicPartition(partition.topic, partition.partition)
-    highwater = consumer.highwater(tp)
-    return highwater is not None and await consumer.position(tp) >= highwater
 
 
 class Pipeline:

@@ -36,12 +36,22 @@ class StandInConsumer:
     ends: dict[TopicPartition, int]
     positions: dict[TopicPartition, int] = field(default_factory=dict)
     paused_partitions: set[TopicPartition] = field(default_factory=set)
+    polled: dict[TopicPartition, int] = field(default_factory=dict)
+    """When each partition's high-water mark was read (ms); 0 where not set."""
+    on_broker: dict[TopicPartition, int] = field(default_factory=dict)
+    """End offsets on the broker now, where they moved past `ends`."""
 
     def assignment(self) -> set[TopicPartition]:
         return set(self.ends)
 
     def highwater(self, partition: TopicPartition) -> int | None:
         return self.ends[partition]
+
+    def last_poll_timestamp(self, partition: TopicPartition) -> int | None:
+        return self.polled.get(partition, 0)
+
+    async def end_offsets(self, partitions: list[TopicPartition]) -> dict[TopicPartition, int]:
+        return {tp: self.on_broker.get(tp, self.ends[tp]) for tp in partitions}
 
     async def position(self, partition: TopicPartition) -> int:
         return self.positions.get(partition, 0)
@@ -116,3 +126,26 @@ async def test_records_buffered_for_a_partition_lost_in_a_rebalance_are_dropped(
     del consumer.ends[tasks]  # revoked: its next owner reads it from the committed offset
     await orders_stage.release([], consumer)
     assert orders_stage.merge.buffered(Partition(TASKS, 0)) == 0
+
+
+async def test_a_partition_whose_high_water_mark_is_older_than_the_records_is_asked_again() -> None:
+    """Tasks were fetched at t=2 with a record at 10:05; the orders partition looked caught up at
+    t=1, but an order command at 10:01 reached the broker in between."""
+    orders, tasks = TopicPartition(ORDERS, 0), TopicPartition(TASKS, 0)
+    consumer = StandInConsumer({orders: 0, tasks: 10}, polled={orders: 1, tasks: 2})
+    consumer.on_broker[orders] = 1
+    orders_stage = stage()
+
+    released, _ = await orders_stage.release(consumer.fetch(TASKS, range(1), 5), consumer)
+    assert released == {}  # the end offset says the orders partition holds more
+
+    consumer.ends[orders], consumer.polled[orders] = 1, 3
+    released, _ = await orders_stage.release(consumer.fetch(ORDERS, range(1), 1), consumer)
+    assert [item.event.id for item in released["O-1"]] == ["orders-0", "tasks-0"]
+
+
+async def test_a_stale_high_water_mark_the_end_offset_confirms_lets_the_records_go() -> None:
+    orders, tasks = TopicPartition(ORDERS, 0), TopicPartition(TASKS, 0)
+    consumer = StandInConsumer({orders: 0, tasks: 10}, polled={orders: 1, tasks: 2})
+    released, _ = await stage().release(consumer.fetch(TASKS, range(1), 5), consumer)
+    assert [item.event.id for item in released["O-1"]] == ["tasks-0"]
