@@ -276,7 +276,7 @@ class Stage(Generic[E]):
             elif p.partition in waiting:
                 stale[tp] = position
         if stale:
-            ends = await consumer.end_offsets(list(stale))
+            ends = await retrying(lambda: consumer.end_offsets(list(stale)), "end offsets")
             caught_up += [Partition(*tp) for tp, position in stale.items() if ends[tp] <= position]
         return caught_up
 
