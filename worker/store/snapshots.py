@@ -11,7 +11,6 @@ Layout per entity, all of its keys under one hash tag so every script runs on Re
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
@@ -91,25 +90,26 @@ class PipelinedScript:
 
     By EVALSHA: redis-py's `Script` in a pipeline first asks Redis whether it exists (`SCRIPT
     EXISTS`, a round trip more for every batch); this loads it only when Redis answers NOSCRIPT
-    (Redis restarted or was flushed), and then runs the pipeline again: NOSCRIPT means none of its
-    calls ran."""
+    (Redis restarted, or its scripts were flushed) and runs the calls again. Running one twice is
+    harmless: a commit that already ran is refused by its compare-and-set (a conflict: read
+    again), an acknowledgement drops only entries still at the head of the outbox."""
 
     def __init__(self, redis: Redis, name: str) -> None:
+        # redis-py's Script knows its sha (from the client's encoding); only its call is replaced.
+        self._script = redis.register_script(_script(name))
         self._redis = redis
-        self._source = _script(name)
-        self._sha = hashlib.sha1(self._source.encode()).hexdigest()
 
     async def run_each(self, calls: Sequence[tuple[list[str], list[str]]]) -> list[Any]:
         try:
             return await self._run_each(calls)
         except NoScriptError:
-            await self._redis.script_load(self._source)
+            await self._redis.script_load(self._script.script)
             return await self._run_each(calls)
 
     async def _run_each(self, calls: Sequence[tuple[list[str], list[str]]]) -> list[Any]:
         async with self._redis.pipeline(transaction=False) as pipe:
             for keys, args in calls:
-                pipe.evalsha(self._sha, len(keys), *keys, *args)
+                pipe.evalsha(self._script.sha, len(keys), *keys, *args)
             replies: list[Any] = await pipe.execute()
         return replies
 
@@ -170,12 +170,12 @@ class SnapshotStore(Generic[R]):
                 (
                     [record_key(self._kind, entity_id), outbox_key(self._kind, entity_id)],
                     [
-                        writes[entity_id].loaded.version,
-                        writes[entity_id].record.model_dump_json(),
-                        *(entry.encode() for entry in writes[entity_id].outbox),
+                        write.loaded.version,
+                        write.record.model_dump_json(),
+                        *(entry.encode() for entry in write.outbox),
                     ],
                 )
-                for entity_id in ids
+                for entity_id, write in writes.items()
             ]
         )
         committed = Committed(pending={}, conflicts=[])
