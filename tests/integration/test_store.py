@@ -9,13 +9,20 @@ from redis.asyncio import Redis
 
 from tests.integration.harness import unique
 from worker.rules import OrderRecord
-from worker.store.snapshots import OutboxEntry, SnapshotStore, Write, outbox_key
+from worker.store.snapshots import Committed, OutboxEntry, SnapshotStore, Write, outbox_key
 
 pytestmark = pytest.mark.integration
 
 
 def entries(*ids: str) -> list[OutboxEntry]:
     return [OutboxEntry(entry_id, "status", "O", f'{{"id":"{entry_id}"}}') for entry_id in ids]
+
+
+async def write_entries(store: SnapshotStore[OrderRecord], order_id: str, *ids: str) -> Committed:
+    """Read the order, then write it with outbox entries `ids`, as one batch does."""
+    loaded = await store.load([order_id])
+    record = OrderRecord(order_id=order_id)
+    return await store.commit({order_id: Write(loaded[order_id], record, entries(*ids))})
 
 
 @given(
@@ -37,16 +44,10 @@ async def test_entries_an_earlier_attempt_left_come_first_and_trimming_drops_onl
 ) -> None:
     store = SnapshotStore(redis, "order", OrderRecord)
     order_id = unique("O")
-    first = await store.load([order_id])
-    committed = await store.commit(
-        {order_id: Write(first[order_id], OrderRecord(order_id=order_id), entries("a", "b"))}
-    )
+    committed = await write_entries(store, order_id, "a", "b")
     assert [e.id for e in committed.pending[order_id]] == ["a", "b"]
     # A crash before publishing: the next attempt finds a and b still pending, before its own.
-    second = await store.load([order_id])
-    committed = await store.commit(
-        {order_id: Write(second[order_id], OrderRecord(order_id=order_id), entries("c"))}
-    )
+    committed = await write_entries(store, order_id, "c")
     assert [e.id for e in committed.pending[order_id]] == ["a", "b", "c"]
     await store.acknowledge({order_id: committed.pending[order_id][:2]})
     assert await redis.lrange(outbox_key("order", order_id), 0, -1) == [
@@ -59,11 +60,8 @@ async def test_a_redis_that_lost_the_scripts_gets_them_again_and_runs_each_call_
 ) -> None:
     store = SnapshotStore(redis, "order", OrderRecord)
     order_id = unique("O")
-    loaded = await store.load([order_id])
     await redis.script_flush()  # as after a Redis restart
-    committed = await store.commit(
-        {order_id: Write(loaded[order_id], OrderRecord(order_id=order_id), entries("a"))}
-    )
+    committed = await write_entries(store, order_id, "a")
     assert [e.id for e in committed.pending[order_id]] == ["a"]
     assert await redis.llen(outbox_key("order", order_id)) == 1
     await redis.script_flush()
