@@ -47,10 +47,15 @@ RUN groupadd --system --gid 10001 app \
 
 COPY --from=build /opt/venv /opt/venv
 
+# In a container the HTTP server (/metrics, /health/*) must listen beyond loopback for probes
+# and Prometheus to reach it.
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
-    ORDER_STATUS_LOG_FORMAT=json
+    ORDER_STATUS_LOG_FORMAT=json \
+    ORDER_STATUS_HTTP_HOST=0.0.0.0 \
+    ORDER_STATUS_HTTP_PORT=8080
+EXPOSE 8080
 
 WORKDIR /tmp
 USER 10001:10001

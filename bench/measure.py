@@ -13,7 +13,7 @@ import json
 import statistics
 import subprocess
 import time
-from collections.abc import AsyncIterator, Iterable, Mapping, Sequence, Set
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence, Set
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -26,6 +26,7 @@ from bench.baseline import Rate
 from bench.generator import Event
 from tests.integration.harness import WorkerProcess, worker_env
 from worker.dev import create_topics
+from worker.engine.control import CONTROL, WATERMARK
 from worker.rules import Profile
 from worker.settings import Settings
 from worker.simulate import simulate
@@ -92,7 +93,8 @@ class Reference:
 
     @classmethod
     def of(cls, events: Sequence[Event], prefix: str, profile: Profile) -> Reference:
-        emitted = simulate([json.dumps(event) for event in events], profile).emitted
+        settings = Settings(default_profile=profile)
+        emitted = simulate([json.dumps(event) for event in events], settings).emitted
         inputs = {event["id"] for event in events}
         causes = {event["data"].get("caused_by") for event in emitted} & inputs
         return cls(
@@ -121,6 +123,7 @@ class Outputs:
             topics.ops,
             topics.service_status,
             topics.service_actions,
+            topics.activity_inputs,
             bootstrap_servers=self.settings.bootstrap_servers,
             group_id=None,
             auto_offset_reset="earliest",
@@ -130,7 +133,8 @@ class Outputs:
             while True:
                 batches = await consumer.getmany(timeout_ms=200)
                 for record in (record for records in batches.values() for record in records):
-                    self._add(json.loads(record.value), record.timestamp)
+                    if (CONTROL, WATERMARK) not in record.headers:  # watermarks carry no event
+                        self._add(json.loads(record.value), record.timestamp)
         finally:
             await consumer.stop()
 
@@ -165,14 +169,14 @@ class Deployment:
         quiet_s: float | None = None,
     ) -> None:
         """Until every id in `expected` is in `seen` (outputs by id, or by cause), or, given
-        `quiet_s`, until nothing new has arrived for that long."""
+        `quiet_s`, until nothing new has arrived for that long since the first arrived."""
         deadline = time.monotonic() + timeout_s
         count, changed = len(seen), time.monotonic()
         while not expected <= seen.keys():
             self._check_running(what)
             if len(seen) != count:
                 count, changed = len(seen), time.monotonic()
-            elif quiet_s is not None and time.monotonic() - changed > quiet_s:
+            elif quiet_s is not None and seen and time.monotonic() - changed > quiet_s:
                 return
             if time.monotonic() > deadline:
                 missing = sorted(expected - seen.keys())
@@ -205,17 +209,26 @@ class Deployment:
         return peaks
 
 
+Launch = Callable[[dict[str, str], str], WorkerProcess]
+"""A worker process from its environment (the worker's settings) and its log file's path."""
+
+
 @contextlib.asynccontextmanager
 async def deploy(
-    settings: Settings, processes: int, backlog: Sequence[Event], log_dir: Path
+    settings: Settings,
+    processes: int,
+    backlog: Sequence[Event],
+    log_dir: Path,
+    launch: Launch = WorkerProcess,
 ) -> AsyncIterator[Deployment]:
     """Produce `backlog` to fresh topics, then start `processes` workers on them in one consumer
     group. Everything is on the broker before a worker fetches, as after an outage: the worker
-    merges its topics exactly in event-time order, and its outputs are the reference model's."""
+    merges its topics exactly in event-time order, and its outputs are the reference model's.
+    `launch` makes something else than `order-status run` the worker (bench/quix_baseline.py)."""
     await create_topics(settings)
     env = worker_env(settings)
     workers = [
-        WorkerProcess(env, str(log_dir / f"{settings.group_id}-{number}.log"))
+        launch(env, str(log_dir / f"{settings.group_id}-{number}.log"))
         for number in range(processes)
     ]
     outputs = Outputs(settings)
@@ -289,16 +302,22 @@ class FullSpeed:
     """From starting the processes to the first output."""
     wall_s: float
     """From starting the processes to the last output."""
+    missing: int = 0
+    """Expected outputs that never came (only where `full_speed` was given `quiet_s`)."""
 
 
 async def full_speed(
-    deployment: Deployment, backlog: Sequence[Event], expected: frozenset[str]
+    deployment: Deployment,
+    backlog: Sequence[Event],
+    expected: frozenset[str],
+    quiet_s: float | None = None,
 ) -> FullSpeed:
     """Wait until the workers have published every output the reference model expects of the
-    backlog; time them from the group join to the last output's timestamp."""
+    backlog (or, given `quiet_s`, until outputs stop coming for that long); time them from the
+    group join to the last expected output's timestamp."""
     outputs = deployment.outputs
-    await deployment.wait_for(expected, outputs.stamps, "full-speed outputs", 240)
-    stamps = [outputs.stamps[output_id] for output_id in expected]
+    await deployment.wait_for(expected, outputs.stamps, "full-speed outputs", 240, quiet_s)
+    stamps = [outputs.stamps[output_id] for output_id in expected if output_id in outputs.stamps]
     first, last = min(stamps), max(stamps)
     started, joined = deployment.started_ms, deployment.joined_ms
     return FullSpeed(
@@ -307,6 +326,7 @@ async def full_speed(
         startup_s=(joined - started) / 1000,
         first_output_s=(first - started) / 1000,
         wall_s=(last - started) / 1000,
+        missing=len(expected - outputs.stamps.keys()),
     )
 
 

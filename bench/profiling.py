@@ -1,6 +1,6 @@
 """Where the worker's time goes: the full-speed run in-process, under cProfile.
 
-The stream is produced first; then the worker (`build_app`, as `order-status run` builds it)
+The stream is produced first; then the worker (`Worker`, as `order-status run` builds it)
 starts with the profiler on and runs until the order stage has taken every record and the service
 stage has gone quiet. A coroutine's cumulative time counts only while it runs, not while it is
 suspended in an await, so the phases add up to the work done, and the waiting shows up as the event
@@ -23,7 +23,7 @@ from redis.asyncio import Redis
 from bench.generator import Event
 from bench.measure import encode, produce, producing
 from bench.report import ROOT
-from worker.app import build_app
+from worker.app import Worker
 from worker.dev import create_topics
 from worker.logs import configure_logging
 from worker.pipeline import BatchReport
@@ -32,20 +32,25 @@ from worker.settings import Settings
 # Label, the function's file (suffix), its name. Matched by name: a phase whose function was
 # renamed shows 0.00, and then this table needs the new name.
 PHASES = (
-    ("order stage: the handler, all of it", "worker/app.py", "consume_orders"),
-    ("  decode + merge (Stage.release)", "worker/pipeline.py", "release"),
-    ("    parse + validate (pydantic)", "schemas/inbound.py", "parse_order_event"),
-    ("  read snapshots (SnapshotStore.load)", "worker/store/snapshots.py", "load"),
-    ("  rules (rules.apply)", "worker/rules/order.py", "apply"),
-    ("    diff entity states (_changes)", "worker/rules/order.py", "_changes"),
-    ("    output ids (uuid5)", "worker/rules/order.py", "output_id"),
-    ("  write snapshots + outbox (.commit)", "worker/store/snapshots.py", "commit"),
-    ("  publish + wait for acks (_publish)", "worker/pipeline.py", "_publish"),
+    ("every stage's batches (Pipeline.process)", "worker/pipeline.py", "process"),
+    ("  decode: orders stage", "worker/stages/orders.py", "decode"),
+    ("  decode: services stage", "worker/stages/services.py", "decode"),
+    ("    parse + validate (pydantic)", "schemas/inbound.py", "validate"),
+    ("  merge: release in event time", "worker/engine/merge.py", "release"),
+    ("  read records (StageStore.load)", "worker/store/groups.py", "load"),
+    ("  rules: orders (settle)", "worker/stages/orders.py", "settle"),
+    ("    the consumed record kept (origin)", "worker/stages/base.py", "origin"),
+    ("    rules.apply", "worker/rules/order.py", "apply"),
+    ("    output ids (uuid5)", "worker/rules/emit.py", "output_id"),
+    ("  rules: services (settle)", "worker/stages/services.py", "settle"),
+    ("  rules: activity (settle)", "worker/stages/activity.py", "settle"),
+    ("  outputs serialised (_output)", "worker/pipeline.py", "_output"),
+    ("  records serialised (Codec.encode)", "worker/store/codecs.py", "encode"),
+    ("  write (StageStore.commit)", "worker/store/groups.py", "commit"),
+    ("  publish + wait for acks", "worker/pipeline.py", "publish_outboxes"),
     ("    a record batch per partition", "worker/publish.py", "publish"),
-    ("      key -> partition (murmur2)", "aiokafka/partitioner.py", "murmur2"),
-    ("  trim outboxes (.acknowledge)", "worker/store/snapshots.py", "acknowledge"),
-    ("  commit offsets (Stage.commit)", "worker/pipeline.py", "commit"),
-    ("service stage: the handler, all of it", "worker/app.py", "consume_services"),
+    ("    drop from the outboxes", "worker/store/groups.py", "acknowledge"),
+    ("  announce watermarks", "worker/pipeline.py", "_announce"),
     ("aiokafka: fetch requests", "aiokafka/consumer/fetcher.py", "_proc_fetch_request"),
     ("aiokafka: records out of fetched batches", "aiokafka/consumer/fetcher.py", "fetched_records"),
     ("aiokafka: producer sender", "aiokafka/producer/sender.py", "_sender_routine"),
@@ -110,13 +115,14 @@ async def profile_worker(settings: Settings, events: Sequence[Event], path: Path
 
     def on_batch(report: BatchReport) -> None:
         reports.append(report)
-        batch.set()
+        if report.applied or report.published:  # idle polls report too: they are not work
+            batch.set()
 
     def consumed() -> int:
         return sum(report.records for report in reports if report.stage == "orders")
 
     redis = Redis.from_url(settings.redis_url)
-    worker = build_app(settings, redis, on_batch=on_batch)
+    worker = Worker(settings, redis, on_batch=on_batch)
     profiler = cProfile.Profile()
     started = time.monotonic()
     profiler.enable()

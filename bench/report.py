@@ -55,10 +55,10 @@ def describe(commit_id: str) -> dict[str, Any]:
     }
 
 
-def write(results: dict[str, Any], directory: Path) -> Path:
+def write(results: dict[str, Any], directory: Path, suffix: str = "") -> Path:
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     directory.mkdir(parents=True, exist_ok=True)
-    path = directory / f"{stamp}-{results['commit']}.json"
+    path = directory / f"{stamp}-{results['commit']}{suffix}.json"
     path.write_text(json.dumps(results, indent=2) + "\n")
     return path
 

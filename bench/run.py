@@ -100,6 +100,14 @@ class Run:
             heartbeat_interval_ms=300,
         )
 
+    async def relay_backlog(self, stream: list[Event]) -> Settings:
+        """The transport ceiling's topics, with the stream produced to them."""
+        relay = self.settings("baseline")
+        await create_topics(relay)
+        async with producing(relay) as producer:
+            await produce(producer, encode(relay, stream))
+        return relay
+
     def prefix(self, name: str) -> str:
         return f"{self.id}{name}-"
 
@@ -120,10 +128,7 @@ async def measure(run: Run) -> dict[str, Any]:
     singles: list[FullSpeed] = []
     doubles: list[FullSpeed] = []
     try:
-        relay = run.settings("baseline")
-        await create_topics(relay)
-        async with producing(relay) as producer:
-            await produce(producer, encode(relay, stream))
+        relay = await run.relay_backlog(stream)
         for number in range(options.rounds):
             last = number == options.rounds - 1
             run.progress(f"round {number + 1} of {options.rounds}: transport ceiling")
@@ -137,7 +142,8 @@ async def measure(run: Run) -> dict[str, Any]:
                 if last:
                     maximum = statistics.median(single.rate.per_second for single in singles)
                     latencies = [
-                        await _latency(run, one, reference, load, load * maximum) for load in LOADS
+                        await paced_latency(run, one, reference, load, load * maximum)
+                        for load in LOADS
                     ]
                     rss_one = one.peak_rss_mib()[0]
             # Every full-speed run replays the same ids: start them afresh.
@@ -153,7 +159,7 @@ async def measure(run: Run) -> dict[str, Any]:
         await redis.aclose()
 
     baseline = statistics.median(rate.per_second for rate in baselines)
-    single, double = _medians(singles), _medians(doubles)
+    single, double = medians(singles), medians(doubles)
     return {
         "input": {
             "orders": options.orders,
@@ -183,7 +189,7 @@ async def measure(run: Run) -> dict[str, Any]:
     }
 
 
-def _medians(rounds: list[FullSpeed]) -> dict[str, Any]:
+def medians(rounds: list[FullSpeed]) -> dict[str, Any]:
     """Each figure's median over the rounds, and every round's rate."""
 
     def median(figure: Callable[[FullSpeed], float]) -> float:
@@ -200,11 +206,17 @@ def _medians(rounds: list[FullSpeed]) -> dict[str, Any]:
     }
 
 
-async def _latency(
-    run: Run, deployment: Deployment, reference: Reference, load: float, rate: float
+async def paced_latency(
+    run: Run,
+    deployment: Deployment,
+    reference: Reference,
+    load: float,
+    rate: float,
+    name: str | None = None,
 ) -> Latency:
-    """Pace the first `latency_s` worth of a fresh copy of the stream at `rate` per second."""
-    name = f"lat{load * 100:.0f}"
+    """Pace the first `latency_s` worth of a fresh copy of the stream (its ids prefixed with
+    `name`, by default after the load) at `rate` per second."""
+    name = name or f"lat{load * 100:.0f}"
     events = run.stream(name)[: max(2, int(rate * run.options.latency_s))]
     run.progress(f"  {len(events):,} events at {rate:,.0f}/s")
     causes = reference.causes_in(events, run.prefix(name))

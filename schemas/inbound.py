@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from typing import Annotated, Literal, TypeVar
 
-from pydantic import AwareDatetime, Field, TypeAdapter, ValidationError
+from pydantic import Field, StrictBool, StrictInt, TypeAdapter, ValidationError
 from pydantic_core import ErrorDetails
 
-from schemas.envelope import Envelope, Strict
+from schemas.envelope import Envelope, Id, Strict, Timestamp
 from schemas.states import OrderState, Profile, TaskState, WorkOrderState
 
-Id = Annotated[str, Field(min_length=1)]
 E = TypeVar("E")
+MAX_PERIOD_DAYS = 36525
+"""A century: the longest term period (see `schemas.envelope.LATEST`)."""
 
 
 Action = Literal["add", "change", "suspend", "resume", "disconnect"]
@@ -19,10 +20,10 @@ WorkOrderKind = Literal["product", "service", "resource"]
 
 
 class Term(Strict):
-    end: AwareDatetime
+    end: Timestamp
     renewal: Literal["expires", "auto_renew"] = "expires"
     # Not in the v1 contract: how far an auto_renew term is extended; one year when absent.
-    period_days: int = Field(default=365, gt=0)
+    period_days: StrictInt = Field(default=365, gt=0, le=MAX_PERIOD_DAYS)
 
 
 class NewTask(Strict):
@@ -40,9 +41,9 @@ class NewWorkOrder(Strict):
 class NewLineItem(Strict):
     line_item_id: Id
     action: Action = "add"
-    service_id: str | None = None
-    product_id: str | None = None
-    location_id: str | None = None
+    service_id: Id | None = None
+    product_id: Id | None = None
+    location_id: Id | None = None
     term: Term | None = None
     work_orders: list[NewWorkOrder] = []
 
@@ -51,7 +52,10 @@ class OrderCreatedData(Strict):
     order_id: Id
     profile: Profile | None = Field(default=None, description="Deployment default when absent.")
     state: Literal[OrderState.DRAFT, OrderState.NEW] = OrderState.DRAFT
-    account_id: str | None = None
+    enrichment: StrictBool = Field(
+        default=False, description="Submitting starts enrichment instead of making it new."
+    )
+    account_id: Id | None = None
     line_items: list[NewLineItem] = []
 
 
@@ -73,6 +77,10 @@ class CommandData(Strict):
 
 class StateSetData(CommandData):
     state: OrderState
+
+
+class LineItemCommandData(CommandData):
+    line_item_id: Id
 
 
 class WorkOrderCreatedData(Strict):
@@ -108,7 +116,7 @@ class FalloutRaisedData(Strict):
     fallout_id: Id
     category: str
     reason: str
-    assigned_group: str | None = None
+    assigned_group: Id | None = None
 
 
 class FalloutResolvedData(Strict):
@@ -122,7 +130,7 @@ class FalloutReassignedData(Strict):
     order_id: Id
     task_id: Id
     fallout_id: Id
-    assigned_group: str
+    assigned_group: Id
 
 
 class ServiceData(Strict):
@@ -145,6 +153,19 @@ CommandType = Literal[
     "order.cancellation.denied",
     "order.canceled",
     "order.deleted",
+    "order.enrichment.started",
+    "order.enrichment.held",
+    "order.enrichment.resumed",
+    "order.enrichment.completed",
+]
+
+LineItemCommandType = Literal[
+    "order.line_item.rejected",
+    "order.line_item.hold.requested",
+    "order.line_item.resumed",
+    "order.line_item.cancellation.requested",
+    "order.line_item.cancellation.approved",
+    "order.line_item.cancellation.denied",
 ]
 
 
@@ -166,6 +187,11 @@ class LineItemRemoved(Envelope):
 class OrderCommand(Envelope):
     type: CommandType
     data: CommandData
+
+
+class LineItemCommand(Envelope):
+    type: LineItemCommandType
+    data: LineItemCommandData
 
 
 class OrderStateSet(Envelope):
@@ -218,6 +244,7 @@ OrderEvent = (
     | LineItemAdded
     | LineItemRemoved
     | OrderCommand
+    | LineItemCommand
     | OrderStateSet
     | WorkOrderCreated
     | WorkOrderUpdated

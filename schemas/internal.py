@@ -1,6 +1,7 @@
-"""Events the worker sends itself: the order stage tells the service stage what a line item did to
-its service, keyed by service id (the Kafka Streams repartition pattern), so every update of one
-service is applied by one consumer in order, whichever instance handled the order."""
+"""Events the worker sends itself between its stages, on internal topics (the Kafka Streams
+repartition pattern): the orders stage tells the services stage what a line item did to its
+service, keyed by service id, and the services stage tells the activity stage which services
+started or stopped counting for an account, product or location, keyed by the owner."""
 
 from __future__ import annotations
 
@@ -8,9 +9,8 @@ from typing import Annotated, Literal
 
 from pydantic import AwareDatetime, Field, TypeAdapter
 
-from schemas.envelope import Envelope, Strict
-from schemas.inbound import Action, Id, NonPayEvent, Term, validate
-from schemas.outbound import SOURCE
+from schemas.envelope import Id, Produced, Strict
+from schemas.inbound import Action, NonPayEvent, Term, validate
 
 
 class ServiceActionData(Strict):
@@ -27,30 +27,41 @@ class ServiceActionData(Strict):
     at: AwareDatetime
 
 
-class ServiceAction(Envelope):
-    source: str = SOURCE
+class ServiceAction(Produced):
     type: Literal["service.action"] = "service.action"
     data: ServiceActionData
 
 
-class TermEndedData(Strict):
-    service_id: Id
-    term_end: AwareDatetime = Field(description="The end of the term that is ending.")
-
-
-class TermEnded(Envelope):
-    """Sent by the expiry scheduler when a service's term end has passed."""
-
-    source: str = SOURCE
-    type: Literal["service.term.ended"] = "service.term.ended"
-    data: TermEndedData
-
-
-ServiceEvent = ServiceAction | NonPayEvent | TermEnded
-"""What the service stage consumes: line item actions, billing's non-pay events, term ends."""
+ServiceEvent = ServiceAction | NonPayEvent
+"""What the service stage consumes: line item actions and billing's non-pay events. Term ends are
+timers of the service record (`worker.rules.service.advance_service`), not events."""
 
 service_event = TypeAdapter[ServiceEvent](Annotated[ServiceEvent, Field(discriminator="type")])
 
 
 def parse_service_event(raw: bytes | str) -> ServiceEvent:
     return validate(service_event, raw)
+
+
+class ActivityInputData(Strict):
+    kind: Literal["account", "product", "location"]
+    owner_id: Id
+    service_id: Id
+    active: bool = Field(description="Whether the service became active (else it stopped being).")
+    caused_by: str = Field(description="The id of the service change that did it.")
+    at: AwareDatetime
+
+
+class ActivityInput(Produced):
+    """The services stage tells the activity stage that a service started or stopped counting for
+    an account, product or location, keyed by `<kind>:<owner id>`."""
+
+    type: Literal["activity.input"] = "activity.input"
+    data: ActivityInputData
+
+
+activity_input = TypeAdapter(ActivityInput)
+
+
+def parse_activity_input(raw: bytes | str) -> ActivityInput:
+    return validate(activity_input, raw)

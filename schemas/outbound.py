@@ -8,12 +8,10 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import AwareDatetime, BaseModel
+from pydantic import AwareDatetime, BaseModel, Field
 
-from schemas.envelope import Envelope, Strict
+from schemas.envelope import Produced, Strict
 from schemas.states import OrderState, ServiceState, TaskState, WorkOrderState
-
-SOURCE = "/order-status-worker"
 
 
 class StateLabels(BaseModel):
@@ -88,8 +86,11 @@ class UpdateStaleData(Strict):
     order_id: str
     entity: Literal["order", "work_order", "task"]
     id: str
+    source: str = Field(description="The stale update's source: versions count per source.")
     sequence: int | None
-    applied_sequence: int | None
+    applied_sequence: int | None = Field(
+        description="The newest sequence applied to the entity from the same source."
+    )
     caused_by: str
 
 
@@ -151,76 +152,72 @@ class LocationActivityChangedData(_Activity):
     location_id: str
 
 
-class _Outbound(Envelope):
-    source: str = SOURCE
-
-
-class TaskStateChanged(_Outbound):
+class TaskStateChanged(Produced):
     type: Literal["task.state.changed"] = "task.state.changed"
     data: TaskStateChangedData
 
 
-class WorkOrderStateChanged(_Outbound):
+class WorkOrderStateChanged(Produced):
     type: Literal["workorder.state.changed"] = "workorder.state.changed"
     data: WorkOrderStateChangedData
 
 
-class LineItemStateChanged(_Outbound):
+class LineItemStateChanged(Produced):
     type: Literal["lineitem.state.changed"] = "lineitem.state.changed"
     data: LineItemStateChangedData
 
 
-class OrderStateChanged(_Outbound):
+class OrderStateChanged(Produced):
     type: Literal["order.state.changed"] = "order.state.changed"
     data: OrderStateChangedData
 
 
-class OrderDeleted(_Outbound):
+class OrderDeleted(Produced):
     type: Literal["order.deleted"] = "order.deleted"
     data: OrderDeletedData
 
 
-class FalloutEvent(_Outbound):
+class FalloutEvent(Produced):
     type: Literal["fallout.raised", "fallout.resolved", "fallout.reassigned"]
     data: FalloutData
 
 
-class CommandRejected(_Outbound):
+class CommandRejected(Produced):
     type: Literal["command.rejected"] = "command.rejected"
     data: CommandRejectedData
 
 
-class UpdateStale(_Outbound):
+class UpdateStale(Produced):
     type: Literal["update.stale"] = "update.stale"
     data: UpdateStaleData
 
 
-class ServiceFulfillmentChanged(_Outbound):
+class ServiceFulfillmentChanged(Produced):
     type: Literal["service.fulfillment.changed"] = "service.fulfillment.changed"
     data: ServiceFulfillmentChangedData
 
 
-class ServiceTermRenewed(_Outbound):
+class ServiceTermRenewed(Produced):
     type: Literal["service.term.renewed"] = "service.term.renewed"
     data: ServiceTermRenewedData
 
 
-class ServiceAttributesChanged(_Outbound):
+class ServiceAttributesChanged(Produced):
     type: Literal["service.attributes.changed"] = "service.attributes.changed"
     data: ServiceAttributesChangedData
 
 
-class AccountActivityChanged(_Outbound):
+class AccountActivityChanged(Produced):
     type: Literal["account.activity.changed"] = "account.activity.changed"
     data: AccountActivityChangedData
 
 
-class ProductActivityChanged(_Outbound):
+class ProductActivityChanged(Produced):
     type: Literal["product.activity.changed"] = "product.activity.changed"
     data: ProductActivityChangedData
 
 
-class LocationActivityChanged(_Outbound):
+class LocationActivityChanged(Produced):
     type: Literal["location.activity.changed"] = "location.activity.changed"
     data: LocationActivityChangedData
 

@@ -33,6 +33,9 @@ class OrderState(StrEnum):
     """States of an order and of a line item (a line item also has `scheduled`)."""
 
     DRAFT = "draft"
+    SUBMITTED = "submitted"
+    ENRICHMENT_IN_PROGRESS = "enrichment_in_progress"
+    ENRICHMENT_ON_HOLD = "enrichment_on_hold"
     NEW = "new"
     ACKNOWLEDGED = "acknowledged"
     SCHEDULED = "scheduled"  # line items only

@@ -1,222 +1,247 @@
-"""The FastStream application: one batch subscriber on the inbound topics, the outbound publishers,
-and the Redis store, wired from settings. The batch flow itself is in `worker.pipeline`."""
+"""The worker, wired from settings: the three stages' consumer loops, the producer they share and
+the Redis store. `order-status run`, the demo and the tests start and stop it in-process.
+
+A stage that fails with anything but a transient fault or a lost group membership stops the whole
+worker (the other stages finish their batch in hand), without committing; `run` then raises, and
+`order-status run` exits non-zero so the orchestrator restarts it and the input is read again.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import logging
 import ssl
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import cast
+from typing import Any
 
 import structlog
-from aiokafka.coordinator.assignors.range import RangePartitionAssignor
-from faststream import AckPolicy, FastStream
-from faststream.kafka import KafkaBroker, KafkaMessage
-from faststream.kafka.subscriber.usecase import BatchSubscriber
-from faststream.security import BaseSecurity, SASLPlaintext, SASLScram256, SASLScram512
+from aiokafka.admin import AIOKafkaAdminClient
 from redis.asyncio import Redis
 
-from schemas.internal import ServiceEvent
-from schemas.outbound import OpsEvent, ServiceStatusEvent, StatusEvent
-from worker.pipeline import BatchReport, Consumer, Pipeline
+from worker.engine.errors import Fatal
+from worker.engine.observer import EngineObserver
+from worker.engine.runner import ConsumerOptions, StageRunner
+from worker.logs import ProgressReporter, log_shutdown, log_startup
+from worker.observe import Health, Metrics, ObservabilityServer, broker_check, redis_check
+from worker.pipeline import BatchReport, Limits, Pipeline, Topology
 from worker.publish import Publisher
-from worker.scheduler import expire_due, run_periodically
 from worker.settings import Settings
-from worker.store.snapshots import Stores
+from worker.stages.activity import ActivityStage
+from worker.stages.base import Stage
+from worker.stages.orders import OrdersStage
+from worker.stages.services import ServicesStage
+from worker.store.groups import StageStore
+from worker.store.reader import StageCounts, record_topology
+from worker.topology import Partitions, ensure_topics
 
 log = structlog.get_logger("worker.app")
 
 BatchListener = Callable[[BatchReport], None]
-
-
-def _security(settings: Settings) -> BaseSecurity | None:
-    if settings.security_protocol == "PLAINTEXT":
-        return None
-    use_ssl = settings.security_protocol.endswith("SSL")
-    context = ssl.create_default_context(cafile=settings.ssl_cafile) if use_ssl else None
-    if settings.sasl_mechanism is None:
-        return BaseSecurity(ssl_context=context, use_ssl=use_ssl)
-    username = settings.sasl_username or ""
-    password = settings.sasl_password.get_secret_value() if settings.sasl_password else ""
-    sasl = {"PLAIN": SASLPlaintext, "SCRAM-SHA-256": SASLScram256, "SCRAM-SHA-512": SASLScram512}[
-        settings.sasl_mechanism
-    ]
-    return sasl(username, password, ssl_context=context, use_ssl=use_ssl)
-
-
-async def _undecoded(message: KafkaMessage) -> KafkaMessage:
-    """The batch itself as the handler's body. FastStream's decoder would JSON-decode every record;
-    the pipeline reads and validates the raw records itself (`worker.pipeline.decode`)."""
-    return message
-
-
-def _consumer(message: KafkaMessage) -> Consumer:
-    # FastStream types it as its minimal protocol; it is the subscriber's AIOKafkaConsumer.
-    return cast("Consumer", message.consumer)
-
-
 CLIENT_ID = "order-status-worker"
 
 
-def create_broker(settings: Settings) -> KafkaBroker:
-    return KafkaBroker(
-        settings.bootstrap_servers,
-        enable_idempotence=settings.producer_idempotence,
-        security=_security(settings),
-        client_id=CLIENT_ID,
-        logger=None,  # the pipeline logs what happened to each batch through structlog
-        # Handlers take the batch as it comes: resolving a `KafkaMessage` parameter through
-        # FastDepends ran a function in a worker thread for every batch.
-        apply_types=False,
-    )
+def _security(settings: Settings) -> dict[str, Any]:
+    """aiokafka's security options from the settings."""
+    if settings.security_protocol == "PLAINTEXT":
+        return {}
+    options: dict[str, Any] = {"security_protocol": settings.security_protocol}
+    if settings.security_protocol.endswith("SSL"):
+        options["ssl_context"] = ssl.create_default_context(cafile=settings.ssl_cafile)
+    if settings.sasl_mechanism is not None:
+        password = settings.sasl_password.get_secret_value() if settings.sasl_password else ""
+        options.update(
+            sasl_mechanism=settings.sasl_mechanism,
+            sasl_plain_username=settings.sasl_username or "",
+            sasl_plain_password=password,
+        )
+    return options
 
 
-@dataclass(frozen=True, slots=True)
+def _topologies(partitions: Partitions) -> dict[str, Topology]:
+    return {
+        "orders": Topology(partitions.orders, 0, partitions.services),
+        "services": Topology(partitions.services, partitions.orders, partitions.activity),
+        "activity": Topology(partitions.activity, partitions.services, 0),
+    }
+
+
+@dataclass
 class Worker:
-    """The built worker. `app` runs all of it (`order-status run`): consumers, publisher and the
-    housekeeping timer. `start` and `stop` run the consumers and the publisher only, for callers
-    that drive time themselves (the demo, tests, the profiler)."""
+    """`serve_http`: serve metrics and health (and the plan view) on the configured address, and
+    log progress: `order-status run` and `dev` do; tests need not."""
 
-    app: FastStream
-    broker: KafkaBroker
-    publisher: Publisher
+    settings: Settings
+    redis: Redis
+    on_batch: BatchListener | None = None
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+    serve_http: bool = False
+    runners: list[StageRunner] = field(default_factory=list)
+    publisher: Publisher | None = None
+    metrics: Metrics = field(default_factory=Metrics)
+    server: ObservabilityServer | None = None
+    _tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    _background: list[asyncio.Task[None]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        settings = self.settings
+        groups = [consumer_group(settings, stage) for stage in settings.stages]
+        self.health = Health(groups, settings.liveness_stall_s, settings.health_check_timeout_s)
+        self.health.add_check("redis", redis_check(self.redis))
+        self.observer = EngineObserver(self.metrics, self.health, self.on_batch)
+
+    def _stages(self) -> list[Stage[Any, Any]]:
+        """The configured stages, the downstream ones first: each is in its group and waiting
+        for watermarks before the stage before it publishes anything."""
+        settings = self.settings
+        every: list[Stage[Any, Any]] = [
+            ActivityStage(settings),
+            ServicesStage(settings),
+            OrdersStage(settings),
+        ]
+        return [stage for stage in every if stage.name in settings.stages]
 
     async def start(self) -> None:
+        """Check the topics, start the producer and every stage's consumer loop."""
+        try:
+            await self._start()
+        except BaseException:
+            await self.stop()
+            raise
+
+    async def _start(self) -> None:
+        settings = self.settings
+        if self.serve_http:
+            self.server = ObservabilityServer(
+                self.metrics, self.health, settings.http_host, settings.http_port
+            )
+            await self.server.start()
+            self._background.append(
+                asyncio.create_task(
+                    ProgressReporter(self.metrics, settings.progress_log_interval_s).run()
+                )
+            )
+        log_startup(settings, self.server.url if self.server else None)
+        security = _security(settings)
+        admin = AIOKafkaAdminClient(
+            bootstrap_servers=settings.bootstrap_servers, client_id=CLIENT_ID, **security
+        )
+        await admin.start()
+        try:
+            partitions = await ensure_topics(settings, admin)
+        finally:
+            await admin.close()
+        counts = StageCounts(partitions.orders, partitions.services, partitions.activity)
+        before = await record_topology(self.redis, settings.group_id, counts)
+        if before is not None:
+            raise Fatal(
+                f"the topics' partition counts changed from {before} to {counts}: the state in "
+                "Redis is keyed by partition (see the README on changing partition counts)"
+            )
+        self.publisher = Publisher(
+            settings.max_record_bytes,
+            bootstrap_servers=settings.bootstrap_servers,
+            client_id=CLIENT_ID,
+            enable_idempotence=settings.producer_idempotence,
+            **security,
+        )
         await self.publisher.start()
-        await self.broker.start()
+        topologies = _topologies(partitions)
+        limits = Limits(
+            dead_letter_topic=settings.topics.dead_letter,
+            max_record_bytes=settings.max_record_bytes,
+            idle_ms=settings.max_task_idle_ms,
+            idle_timeout_ms=settings.idle_timeout_ms,
+            announce_interval_s=max(settings.max_task_idle_ms, 20) / 1000,
+        )
+        for stage in self._stages():
+            group_id = (
+                settings.group_id if stage.name == "orders" else f"{settings.group_id}.{stage.name}"
+            )
+            store: StageStore[Any] = StageStore(
+                self.redis,
+                settings.group_id,
+                stage.name,
+                stage.codec.encode,
+                stage.codec.decode,
+                settings.snapshot_cache_entries,
+            )
+            pipeline: Pipeline[Any, Any] = Pipeline(
+                stage,
+                store,
+                self.publisher.publish,
+                topologies[stage.name],
+                limits,
+                self.clock,
+                self.observer.retried,
+            )
+            options = ConsumerOptions(
+                bootstrap_servers=settings.bootstrap_servers,
+                group_id=group_id,
+                max_records=settings.batch_max_records,
+                poll_timeout_ms=settings.batch_timeout_ms,
+                fetch_max_wait_ms=settings.fetch_max_wait_ms,
+                session_timeout_ms=settings.session_timeout_ms,
+                heartbeat_interval_ms=settings.heartbeat_interval_ms,
+                max_poll_interval_ms=settings.max_poll_interval_ms,
+                commit_interval_s=settings.commit_interval_ms / 1000,
+                buffer_limit=settings.batch_max_records,
+                security=security,
+            )
+            self.runners.append(StageRunner(pipeline, options, self.observer))
+        for runner in self.runners:
+            await runner.start()
+            task = asyncio.create_task(runner.run(), name=f"stage {runner.pipeline.stage.name}")
+            self._tasks.append(task)
+        self.health.add_check("broker", broker_check(self.runners[0].consumer))
+
+    def request_stop(self) -> None:
+        """SIGTERM: every stage stops after the batch in hand."""
+        log.info("stop requested: finishing the batch in hand")
+        for runner in self.runners:
+            runner.stop()
+
+    def failed(self, error: BaseException) -> None:
+        """The one line that says why the worker stops without committing."""
+        self.metrics.fatal(error)
+        log.error("worker stopping on an error", error=repr(error), exc_info=error)
+        log_shutdown(False, f"{type(error).__name__}: {error}")
+
+    async def wait(self) -> None:
+        """Until every stage stopped. When one fails, the others are stopped (each after its
+        batch in hand) and the failure is raised."""
+        await asyncio.wait(self._tasks, return_when=asyncio.FIRST_EXCEPTION)
+        await self.stop()
 
     async def stop(self) -> None:
-        await self.broker.stop()  # finishes the batch in hand, which may still publish
-        await self.publisher.stop()
-
-
-def build_app(
-    settings: Settings,
-    redis: Redis,
-    on_batch: BatchListener | None = None,
-    clock: Callable[[], datetime] = lambda: datetime.now(UTC),
-) -> Worker:
-    """The worker as a FastStream app: the order stage, the service stage and the term-expiry
-    scheduler. `on_batch` sees every processed batch's report; `clock` is the scheduler's now."""
-    broker = create_broker(settings)
-    # The broker consumes; the outputs go out through our own producer, a record batch per
-    # partition (worker.publish). The broker's publishers are declared for the AsyncAPI document.
-    publisher = Publisher(
-        settings.bootstrap_servers,
-        client_id=CLIENT_ID,
-        enable_idempotence=settings.producer_idempotence,
-        security=_security(settings),
-    )
-    topics = settings.topics
-    # Declared so the AsyncAPI document lists what the worker publishes.
-    broker.publisher(
-        topics.order_status,
-        title="order-status",
-        schema=StatusEvent,
-        description="One event per entity whose state changed, child before parent.",
-    )
-    broker.publisher(
-        topics.service_status,
-        title="service-status",
-        schema=ServiceStatusEvent,
-        description="Service fulfillment status and account, product and location "
-        "activity, for billing.",
-    )
-    broker.publisher(
-        topics.ops,
-        title="ops",
-        schema=OpsEvent,
-        description="Fallout, refused commands and stale updates, for operations.",
-    )
-    broker.publisher(
-        topics.dead_letter,
-        title="dead-letter",
-        description="Records that could not be read or validated, bytes untouched.",
-    )
-    broker.publisher(
-        topics.service_actions,
-        title="service-actions (internal)",
-        schema=ServiceEvent,
-        description="The order stage to the service stage, "
-        "keyed by service id; also the expiry scheduler's term ends.",
-    )
-
-    stores = Stores(redis, settings.snapshot_cache_entries)
-    pipeline = Pipeline(settings, stores, publisher.publish)
-
-    def batch_subscriber(*names: str, group_id: str, title: str) -> BatchSubscriber:
-        # The pipeline commits offsets itself, after the batch's outputs are acknowledged. The
-        # range assignor gives one instance partition p of every topic: the merge needs it.
-        return broker.subscriber(
-            *names,
-            batch=True,
-            group_id=group_id,
-            title=title,
-            partition_assignment_strategy=(RangePartitionAssignor,),
-            max_records=settings.batch_max_records,
-            batch_timeout_ms=settings.batch_timeout_ms,
-            fetch_max_wait_ms=settings.fetch_max_wait_ms,
-            auto_offset_reset="earliest",
-            session_timeout_ms=settings.session_timeout_ms,
-            heartbeat_interval_ms=settings.heartbeat_interval_ms,
-            ack_policy=AckPolicy.MANUAL,
-            decoder=_undecoded,
-        )
-
-    @batch_subscriber(*topics.inbound, group_id=settings.group_id, title="fulfillment-inbound")
-    async def consume_orders(message: KafkaMessage) -> None:
-        _finish(await pipeline.process_orders(message.raw_message, _consumer(message)))
-
-    @batch_subscriber(
-        topics.service_actions,
-        topics.billing,
-        title="services-inbound",
-        group_id=f"{settings.group_id}.services",
-    )
-    async def consume_services(message: KafkaMessage) -> None:
-        _finish(await pipeline.process_services(message.raw_message, _consumer(message)))
-
-    def _finish(report: BatchReport) -> None:
-        # Refusals and stale updates are also logged one by one at info, with their ids. Counting
-        # them walks every output of the batch: only when the line is written.
-        if log.is_enabled_for(logging.DEBUG):
-            log.debug(
-                "batch done",
-                records=report.records,
-                entities=report.entities,
-                published=report.published,
-                dead_lettered=report.dead_lettered,
-                refused=report.count("command.rejected"),
-                stale=report.count("update.stale"),
-            )
-        if on_batch is not None:
-            on_batch(report)
-
-    scheduler: list[asyncio.Task[None]] = []
-
-    async def expire_term_ends(now: datetime) -> int:
-        return await expire_due(pipeline.term_ends, publisher.publish, topics.service_actions, now)
-
-    async def start_scheduler() -> None:
-        jobs = [expire_term_ends, pipeline.expire_parked]
-        scheduler.append(
-            asyncio.create_task(run_periodically(jobs, clock, settings.expiry_interval_s))
-        )
-
-    async def stop_scheduler() -> None:
-        for task in scheduler:
+        """Stop every stage after its batch in hand (a batch still running after the grace period
+        is cancelled: nothing of it is committed), then the producer. A stage's failure is
+        raised."""
+        for runner in self.runners:
+            runner.stop()
+        if self._tasks:
+            _, late = await asyncio.wait(self._tasks, timeout=self.settings.shutdown_grace_s)
+            for task in late:
+                log.warning("batch in hand not finished in time: cancelled", task=task.get_name())
+                task.cancel()
+            await asyncio.wait(self._tasks)
+        if self.publisher is not None:
+            await self.publisher.stop()
+        for task in self._background:
             task.cancel()
+        if self.server is not None:
+            await self.server.stop()
+        failures = [
+            error
+            for task in self._tasks
+            if not task.cancelled() and (error := task.exception()) is not None
+        ]
+        if failures:
+            raise failures[0]
+        cancelled = any(task.cancelled() for task in self._tasks)
+        log_shutdown(not cancelled, "stop requested")
 
-    app = FastStream(
-        broker,
-        logger=None,
-        on_startup=[publisher.start],
-        after_startup=[start_scheduler],
-        on_shutdown=[stop_scheduler],
-        # After the broker stopped: the batch in hand has finished publishing and writing.
-        after_shutdown=[publisher.stop, redis.aclose],
-    )
-    return Worker(app, broker, publisher)
+
+def consumer_group(settings: Settings, stage: str) -> str:
+    """The orders stage uses the configured group; the others `<group>.<stage>`."""
+    return settings.group_id if stage == "orders" else f"{settings.group_id}.{stage}"

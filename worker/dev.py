@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import os
 import signal
 import sys
+import uuid
 from collections.abc import Sequence
 from importlib.resources import files
 from typing import Any
@@ -16,15 +16,17 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from redis.asyncio import Redis
 
-from worker.app import build_app
+from worker.app import Worker
 from worker.embedded import local_broker, local_redis
 from worker.logs import configure_logging
 from worker.render import order_tree, service_view, timeline_line
 from worker.rules.states import OrderState, order_is_final
 from worker.settings import Settings
-from worker.store.snapshots import Stores, outbox_key, record_key
+from worker.store.reader import Snapshots, topology_key
 
 DEMO_TIMEOUT_S = 60.0
+DEMO_GROUP = "order-status-dev"
+"""The demo's group id and Redis namespace, made unique per run (the broker is new each run)."""
 # Upstream systems publish minutes apart; pacing the feed keeps the demo's topics from interleaving.
 DEMO_PACE_S = 0.15
 
@@ -38,6 +40,13 @@ async def create_topics(settings: Settings, partitions: int = 4) -> None:
         )
     finally:
         await admin.close()
+
+
+async def clear_namespace(redis: Redis, namespace: str) -> None:
+    """Delete every key a worker of this group id keeps."""
+    keys = [key async for key in redis.scan_iter(match=f"{{{namespace}:*")]
+    keys.append(topology_key(namespace))
+    await redis.delete(*keys)
 
 
 async def feed(
@@ -71,25 +80,7 @@ class Demo:
         created = [e["data"] for e in self.events if e["type"] == "order.created"]
         line_items = [item for order in created for item in order["line_items"]]
         self.service_ids = {item["service_id"] for item in line_items if item.get("service_id")}
-        self.activity_ids = {f"account:{order['account_id']}" for order in created} | {
-            f"{kind}:{item[kind + '_id']}"
-            for item in line_items
-            for kind in ("product", "location")
-            if item.get(kind + "_id")
-        }
-
-    def keys(self) -> list[str]:
-        kinds = [
-            ("order", self.order_ids),
-            ("service", self.service_ids),
-            ("activity", self.activity_ids),
-        ]
-        return [
-            key
-            for kind, ids in kinds
-            for entity_id in ids
-            for key in (record_key(kind, entity_id), outbox_key(kind, entity_id))
-        ]
+        self.activity_ids = {f"account:{order['account_id']}" for order in created}
 
 
 async def print_timeline(settings: Settings, demo: Demo, stop: asyncio.Event) -> None:
@@ -105,7 +96,7 @@ async def print_timeline(settings: Settings, demo: Demo, stop: asyncio.Event) ->
         auto_offset_reset="earliest",
     )
     await consumer.start()
-    unfinished = demo.order_ids | demo.service_ids
+    unfinished = demo.order_ids | demo.service_ids | demo.activity_ids
     try:
         while unfinished and not stop.is_set():
             batches = await consumer.getmany(timeout_ms=200)
@@ -124,6 +115,8 @@ async def print_timeline(settings: Settings, demo: Demo, stop: asyncio.Event) ->
                     unfinished.discard(data["order_id"])
                 if event["type"] == "service.fulfillment.changed" and data["state"] != "new":
                     unfinished.discard(data["service_id"])
+                if event["type"] == "account.activity.changed":
+                    unfinished.discard(f"account:{data['account_id']}")
     finally:
         await consumer.stop()
 
@@ -131,21 +124,25 @@ async def print_timeline(settings: Settings, demo: Demo, stop: asyncio.Event) ->
 async def run_dev(once: bool) -> int:
     configure_logging("console", os.environ.get("ORDER_STATUS_LOG_LEVEL", "WARNING"))
     demo = Demo()
+    group_id = f"{DEMO_GROUP}-{uuid.uuid4().hex[:8]}"
     with local_broker() as broker, local_redis(os.environ.get("REDIS_URL")) as redis_url:
         settings = Settings(
             bootstrap_servers=broker.bootstrap_servers,
             redis_url=redis_url,
+            group_id=group_id,
             producer_idempotence=False,
             session_timeout_ms=2000,
             heartbeat_interval_ms=300,
             log_format="console",
         )
-        print(f"broker {settings.bootstrap_servers}, redis {redis_url}", flush=True)
+        print(
+            f"broker {settings.bootstrap_servers}, redis {redis_url}, "
+            f"state under ORDER_STATUS_GROUP_ID={group_id}",
+            flush=True,
+        )
         redis = Redis.from_url(redis_url)
-        # The demo replays the same ids every run: start its orders and services afresh.
-        await redis.delete(*demo.keys())
         await create_topics(settings)
-        worker = build_app(settings, redis)
+        worker = Worker(settings, redis)
         await worker.start()
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
@@ -159,12 +156,12 @@ async def run_dev(once: bool) -> int:
             except TimeoutError:
                 print(f"the demo did not finish within {DEMO_TIMEOUT_S:.0f}s", file=sys.stderr)
                 return 1
-            stores = Stores(redis)
+            snapshots = Snapshots(redis, group_id)
             for order_id in sorted(demo.order_ids):
-                record = await stores.orders.get(order_id)
+                record = await snapshots.order(order_id)
                 print(order_tree(record) if record else f"order {order_id}: not in Redis")
             for service_id in sorted(demo.service_ids):
-                service = await stores.services.get(service_id)
+                service = await snapshots.service(service_id)
                 print(service_view(service) if service else f"service {service_id}: not in Redis")
             if not once:
                 print(
@@ -173,7 +170,7 @@ async def run_dev(once: bool) -> int:
                 )
                 await stop.wait()
         finally:
-            with contextlib.suppress(Exception):
-                await worker.stop()
+            await worker.stop()
+            await clear_namespace(redis, group_id)  # its broker is gone: the state is of no use
             await redis.aclose()
     return 0

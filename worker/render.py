@@ -40,7 +40,7 @@ def timeline_line(event: dict[str, Any]) -> str:
     if kind == "update.stale":
         return (
             f"{moment}  stale update of {data['entity']} {data['id']} ignored: sequence "
-            f"{data['sequence']} < applied {data['applied_sequence']}"
+            f"{data['sequence']} < applied {data['applied_sequence']} from {data['source']}"
         )
     if kind == "order.deleted":
         return f"{moment}  order {data['order_id']} deleted"

@@ -11,17 +11,22 @@ import signal
 import subprocess
 import sys
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from datetime import datetime
+from typing import Any, TypeVar
 
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from redis.asyncio import Redis
 
-from worker.app import build_app
+from worker.app import Worker
+from worker.engine.control import CONTROL, WATERMARK
 from worker.pipeline import BatchReport
 from worker.settings import Settings
+from worker.store.reader import Snapshots
+
+T = TypeVar("T")
 
 
 def unique(prefix: str) -> str:
@@ -32,21 +37,70 @@ def unique(prefix: str) -> str:
 class RunningWorker:
     settings: Settings
     reports: list[BatchReport] = field(default_factory=list)
+    _batch: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def report(self, report: BatchReport) -> None:
+        self.reports.append(report)
+        self._batch.set()
 
     def records(self, stage: str) -> int:
         """How many records the stage has processed so far."""
         return sum(report.records for report in self.reports if report.stage == stage)
 
+    async def applied(self, stage: str, events: int, timeout_s: float = 30.0) -> None:
+        """Until the stage has applied this many events (batches finished)."""
+        async with asyncio.timeout(timeout_s):
+            while sum(r.applied for r in self.reports if r.stage == stage) < events:
+                self._batch.clear()
+                await self._batch.wait()
+
+
+async def eventually(
+    check: Callable[[], Awaitable[T]], expected: T, timeout_s: float = 20.0, every_s: float = 0.2
+) -> None:
+    """Until `check()` answers `expected`: for what can only be polled (an HTTP endpoint)."""
+    answer = None
+    try:
+        async with asyncio.timeout(timeout_s):
+            while (answer := await check()) != expected:  # noqa: ASYNC110 - nothing to wait on
+                await asyncio.sleep(every_s)
+    except TimeoutError:
+        pytest.fail(f"still {answer!r}, not {expected!r}, after {timeout_s}s")
+
+
+def is_control(headers: Sequence[tuple[str, bytes | None]]) -> bool:
+    """A watermark on an internal topic (no event of its own)."""
+    return (CONTROL, WATERMARK) in headers
+
+
+def snapshots(redis: Redis, settings: Settings) -> Snapshots:
+    """The worker's snapshots, found by id (state is kept per partition)."""
+    return Snapshots(redis, settings.group_id)
+
+
+async def outbox_entries(redis: Redis, settings: Settings) -> int:
+    """How many outputs the worker's outboxes still hold (not acknowledged by the broker)."""
+    total = 0
+    async for key in redis.scan_iter(match=f"{{{settings.group_id}:*}}:outbox"):
+        total += await redis.llen(key)
+    return total
+
 
 @contextlib.asynccontextmanager
-async def running_worker(settings: Settings) -> AsyncIterator[RunningWorker]:
-    worker = RunningWorker(settings)
-    built = build_app(settings, Redis.from_url(settings.redis_url), worker.reports.append)
-    await built.start()
+async def running_worker(
+    settings: Settings, clock: Callable[[], datetime] | None = None
+) -> AsyncIterator[RunningWorker]:
+    running = RunningWorker(settings)
+    redis = Redis.from_url(settings.redis_url)
+    worker = Worker(settings, redis, running.report)
+    if clock is not None:
+        worker.clock = clock
+    await worker.start()
     try:
-        yield worker
+        yield running
     finally:
-        await built.stop()
+        await worker.stop()
+        await redis.aclose()
 
 
 async def publish(
@@ -138,6 +192,7 @@ def worker_env(settings: Settings, **overrides: str) -> dict[str, str]:
         "ORDER_STATUS_HEARTBEAT_INTERVAL_MS": str(settings.heartbeat_interval_ms),
         "ORDER_STATUS_LOG_FORMAT": "json",
         "ORDER_STATUS_LOG_LEVEL": "WARNING",
+        "ORDER_STATUS_HTTP_PORT": "0",  # several workers on one machine: each its own port
         **{
             f"ORDER_STATUS_TOPICS__{name.upper()}": topic
             for name, topic in settings.topics.model_dump().items()

@@ -1,4 +1,5 @@
-"""The snapshot store on a real Redis: atomic record + outbox writes, compare-and-set, trimming."""
+"""A stage's state in Redis (`worker.store.groups`): one atomic write per group fenced by its
+version, outbox entries acknowledged by exact id, timers, and what recovery finds."""
 
 from __future__ import annotations
 
@@ -8,114 +9,121 @@ from hypothesis import strategies as st
 from redis.asyncio import Redis
 
 from tests.integration.harness import unique
+from worker.engine.records import Outgoing
 from worker.rules import OrderRecord
-from worker.store.snapshots import Committed, OutboxEntry, SnapshotStore, Write, outbox_key
+from worker.store import codecs
+from worker.store.groups import GroupMeta, GroupWrite, OutboxEntry, StageStore
 
 pytestmark = pytest.mark.integration
 
-
-def entries(*ids: str) -> list[OutboxEntry]:
-    return [OutboxEntry(entry_id, "status", "O", f'{{"id":"{entry_id}"}}') for entry_id in ids]
-
-
-async def write_entries(store: SnapshotStore[OrderRecord], order_id: str, *ids: str) -> Committed:
-    """Read the order, then write it with outbox entries `ids`, as one batch does."""
-    loaded = await store.load([order_id])
-    record = OrderRecord(order_id=order_id)
-    return await store.commit({order_id: Write(loaded[order_id], record, entries(*ids))})
+headers = st.lists(st.tuples(st.text(), st.none() | st.binary()))
 
 
 @given(
     st.builds(
         OutboxEntry,
+        st.uuids().map(str),
+        st.builds(
+            Outgoing,
+            st.text(),
+            st.none() | st.binary(),
+            st.none() | st.binary(),  # newlines and any byte included
+            headers,
+            st.none() | st.integers(0, 1000),
+        ),
         st.text(),
-        st.sampled_from(["status", "ops", "dead_letter"]),
-        st.text(),
-        st.text(),  # any payload, newlines included
-        st.none() | st.dictionaries(st.text(), st.text(), min_size=1),
     )
 )
 def test_an_outbox_entry_reads_back_as_written(entry: OutboxEntry) -> None:
-    assert OutboxEntry.decode(entry.encode().encode()) == entry
-
-
-async def test_entries_an_earlier_attempt_left_come_first_and_trimming_drops_only_the_published(
-    redis: Redis,
-) -> None:
-    store = SnapshotStore(redis, "order", OrderRecord)
-    order_id = unique("O")
-    committed = await write_entries(store, order_id, "a", "b")
-    assert [e.id for e in committed.pending[order_id]] == ["a", "b"]
-    # A crash before publishing: the next attempt finds a and b still pending, before its own.
-    committed = await write_entries(store, order_id, "c")
-    assert [e.id for e in committed.pending[order_id]] == ["a", "b", "c"]
-    await store.acknowledge({order_id: committed.pending[order_id][:2]})
-    assert await redis.lrange(outbox_key("order", order_id), 0, -1) == [
-        entries("c")[0].encode().encode()
-    ]
-
-
-async def test_a_redis_that_lost_the_scripts_gets_them_again_and_runs_each_call_once(
-    redis: Redis,
-) -> None:
-    store = SnapshotStore(redis, "order", OrderRecord)
-    order_id = unique("O")
-    await redis.script_flush()  # as after a Redis restart
-    committed = await write_entries(store, order_id, "a")
-    assert [e.id for e in committed.pending[order_id]] == ["a"]
-    assert await redis.llen(outbox_key("order", order_id)) == 1
-    await redis.script_flush()
-    await store.acknowledge(committed.pending)
-    assert await redis.llen(outbox_key("order", order_id)) == 0
-
-
-async def test_a_write_based_on_a_stale_read_is_refused_and_reported_as_a_conflict(
-    redis: Redis,
-) -> None:
-    store = SnapshotStore(redis, "order", OrderRecord)
-    order_id = unique("O")
-    stale = await store.load([order_id])
-    await store.commit({order_id: Write(stale[order_id], OrderRecord(order_id=order_id), [])})
-    committed = await store.commit(
-        {order_id: Write(stale[order_id], OrderRecord(order_id=order_id), entries("x"))}
+    decoded = OutboxEntry.decode(entry.encode())
+    assert decoded.id == entry.id
+    assert decoded.kind == entry.kind
+    assert decoded.record.headers == list(entry.record.headers)
+    assert (decoded.record.topic, decoded.record.key, decoded.record.value) == (
+        entry.record.topic,
+        entry.record.key,
+        entry.record.value,
     )
-    assert committed.conflicts == [order_id]
-    assert await redis.llen(outbox_key("order", order_id)) == 0
+    assert decoded.record.partition == entry.record.partition
 
 
-async def test_a_record_this_store_wrote_is_reused_and_a_write_on_a_stale_one_is_refused(
+def store(redis: Redis) -> StageStore[OrderRecord]:
+    return StageStore(redis, unique("ns"), "orders", codecs.ORDERS.encode, codecs.ORDERS.decode, 10)
+
+
+def entry(entry_id: str, payload: bytes = b"{}") -> OutboxEntry:
+    return OutboxEntry(entry_id, Outgoing("topic", b"key", payload, []), "test")
+
+
+async def commit(
+    groups: StageStore[OrderRecord], meta: GroupMeta, *entries: OutboxEntry
+) -> tuple[bool, int]:
+    batch = GroupWrite(meta, {"O-1": OrderRecord(order_id="O-1")})
+    batch.ops.extend(("R", groups.keys(0).outbox, e.encode()) for e in entries)
+    result = (await groups.commit({0: batch}))[0]
+    return result.written, result.leftovers
+
+
+async def test_a_write_read_at_an_older_version_is_refused(redis: Redis) -> None:
+    groups = store(redis)
+    first = (await groups.recover(0)).meta
+    stale = GroupMeta(version=first.version)
+    assert await commit(groups, first, entry("a")) == (True, 0)
+    assert first.version == 1
+    # Another owner that read version 0 (a stale instance after a rebalance) is refused.
+    assert await commit(groups, stale, entry("b")) == (False, 0)
+    assert [e.id for e in (await groups.recover(0)).leftovers] == ["a"]
+
+
+async def test_acknowledging_drops_exactly_the_published_entries_from_the_head(
     redis: Redis,
 ) -> None:
-    mine = SnapshotStore(redis, "order", OrderRecord, cached=10)
-    other = SnapshotStore(redis, "order", OrderRecord)
-    order_id = unique("O")
-    written = OrderRecord(order_id=order_id, applied={"e1"})
-    await mine.commit({order_id: Write((await mine.load([order_id]))[order_id], written, [])})
-
-    again = (await mine.load([order_id]))[order_id]
-    assert again.record is written  # neither read nor parsed again
-    assert again.version == "1"
-
-    # Another instance (after a rebalance) writes a newer version: a write based on the cached
-    # record is refused as a conflict, and the entity is then read whole.
-    theirs = OrderRecord(order_id=order_id, applied={"e1", "e2"})
-    await other.commit({order_id: Write((await other.load([order_id]))[order_id], theirs, [])})
-    stale = OrderRecord(order_id=order_id, applied={"e1", "e3"})
-    committed = await mine.commit({order_id: Write(again, stale, entries("x"))})
-    assert committed.conflicts == [order_id]
-    assert await redis.llen(outbox_key("order", order_id)) == 0
-    fresh = (await mine.load([order_id]))[order_id]
-    assert (fresh.version, fresh.record) == ("2", theirs)
+    groups = store(redis)
+    meta = (await groups.recover(0)).meta
+    a, b, c = (str(index) * 8 + "-0000-4000-8000-000000000000" for index in range(3))
+    # b's payload holds a's id: matching is by the entry's own id, never by text inside it.
+    assert await commit(groups, meta, entry(a), entry(b, a.encode()), entry(c)) == (True, 0)
+    await groups.acknowledge({0: [b, a]})  # a and b, acknowledged in any order
+    assert [e.id for e in (await groups.recover(0)).leftovers] == [c]
+    await groups.acknowledge({0: [a]})  # already gone: nothing else is touched
+    assert [e.id for e in (await groups.recover(0)).leftovers] == [c]
+    # The next write says how many an earlier attempt left: they are published first.
+    meta = (await groups.recover(0)).meta
+    assert await commit(groups, meta, entry("d")) == (True, 1)
+    assert [e.id for e in await groups.leftovers(0, 1)] == [c]
 
 
-async def test_the_cache_keeps_only_the_most_recently_written_records(redis: Redis) -> None:
-    store = SnapshotStore(redis, "order", OrderRecord, cached=2)
-    order_ids = [unique("O") for _ in range(3)]
-    records = {order_id: OrderRecord(order_id=order_id) for order_id in order_ids}
-    loaded = await store.load(order_ids)
-    await store.commit({oid: Write(loaded[oid], records[oid], []) for oid in order_ids})
+async def test_records_read_back_through_the_cache_and_from_redis(redis: Redis) -> None:
+    groups = store(redis)
+    meta = (await groups.recover(0)).meta
+    await commit(groups, meta)
+    assert (await groups.load({0: ["O-1", "O-2"]}))[0] == {
+        "O-1": OrderRecord(order_id="O-1"),
+        "O-2": None,
+    }
+    assert (groups.hits, groups.misses) == (1, 1)
+    groups.forget(0)
+    assert (await groups.load({0: ["O-1"]}))[0] == {"O-1": OrderRecord(order_id="O-1")}
+    assert groups.misses == 2
 
-    reread = await store.load(order_ids)
-    assert reread[order_ids[0]].record is not records[order_ids[0]]  # evicted: parsed again
-    assert reread[order_ids[0]].record == records[order_ids[0]]
-    assert [reread[oid].record is records[oid] for oid in order_ids[1:]] == [True, True]
+
+async def test_timers_due_before_a_moment_and_the_first_one_after_recovery(redis: Redis) -> None:
+    groups = store(redis)
+    meta = (await groups.recover(0)).meta
+    timers = groups.keys(0).timers
+    batch: GroupWrite[OrderRecord] = GroupWrite(meta, {})
+    batch.ops.extend([("Z", timers, 1000, "O-1"), ("Z", timers, 2000, "O-2"), ("z", timers, "O-3")])
+    assert (await groups.commit({0: batch}))[0].written
+    assert await groups.due({0: 1500}, 10) == {0: ["O-1"]}
+    assert await groups.due({0: 2000}, 10) == {0: ["O-1"]}  # due strictly before
+    assert (await groups.recover(0)).first_due_ms == 1000
+
+
+async def test_scripts_flushed_from_redis_are_loaded_again(redis: Redis) -> None:
+    groups = store(redis)
+    meta = (await groups.recover(0)).meta
+    await redis.script_flush()
+    assert await commit(groups, meta, entry("a")) == (True, 0)
+    await redis.script_flush()
+    await groups.acknowledge({0: ["a"]})
+    assert (await groups.recover(0)).leftovers == []

@@ -13,12 +13,13 @@ from tests.integration.harness import (
     RunningWorker,
     consume_until,
     event,
+    outbox_entries,
     publish,
     running_worker,
+    snapshots,
     unique,
 )
 from worker.settings import Settings
-from worker.store.snapshots import Stores
 
 pytestmark = pytest.mark.integration
 
@@ -120,14 +121,14 @@ async def test_an_order_runs_to_completed_through_the_broker_and_redis(
         "tmf": "acknowledged",
     }
 
-    stored = await Stores(redis).orders.get(order_id)
+    stored = await snapshots(redis, settings).order(order_id)
     assert stored is not None
     assert stored.order is not None
     assert stored.order.state == "completed"
     assert {task.state for task in stored.order.tasks.values()} == {"closed_complete"}
     assert stored.order.work_orders["WO-1"].state == "closed_complete"
     assert stored.order.line_items["LI-1"].state == "completed"
-    assert await redis.llen(f"{{order:{order_id}}}:outbox") == 0  # everything acknowledged
+    assert await outbox_entries(redis, settings) == 0  # everything acknowledged
 
 
 async def test_unreadable_bytes_are_dead_lettered_and_the_next_record_is_processed(

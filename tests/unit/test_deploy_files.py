@@ -29,11 +29,12 @@ DEPLOY_YAML = sorted(DEPLOY_DIR.glob("*.yaml"))
 FILES_NAMING_SETTINGS = [
     DOCKERFILE,
     COMPOSE_FILE,
-    *sorted(p for p in DEPLOY_DIR.glob("*") if p.is_file()),
+    *sorted(p for p in DEPLOY_DIR.rglob("*") if p.is_file()),
 ]
 
 SETTING_NAME = re.compile(r"\bORDER_STATUS_[A-Za-z0-9_]*[A-Za-z0-9]")
-TOPIC_FLAG = re.compile(r"--topic[=\s]+['\"]?([^\s'\"]+)")
+# kafka-init's `create "$$<COUNT VARIABLE>" <topic>` lines.
+CREATE_TOPIC = re.compile(r'^\s*create "\$\$(\w+)" (\S+)$', re.MULTILINE)
 UNACCEPTED_REDIS_NAME = "ORDER_STATUS_REDIS_URL"
 
 
@@ -183,6 +184,10 @@ def test_dockerfile_installs_from_the_hashed_lock_and_runs_the_worker_as_non_roo
 
     envs = " ".join(args for keyword, args in instructions if keyword == "ENV")
     assert "ORDER_STATUS_LOG_FORMAT=json" in envs
+    assert "ORDER_STATUS_HTTP_HOST=0.0.0.0" in envs
+    port = re.search(r"ORDER_STATUS_HTTP_PORT=(\d+)", envs)
+    assert port is not None
+    assert [args for keyword, args in instructions if keyword == "EXPOSE"] == [port.group(1)]
 
 
 def test_dockerignore_keeps_the_build_context_small_but_complete() -> None:
@@ -244,17 +249,23 @@ def test_compose_worker_points_at_the_compose_kafka_and_redis(
     assert "build" in worker
 
 
-def test_compose_kafka_init_creates_exactly_the_default_topics() -> None:
+def test_compose_kafka_init_creates_the_default_topics_by_the_partitioning_rules() -> None:
     init = _service("kafka-init")
     assert init["depends_on"]["kafka"]["condition"] == "service_healthy"
 
     command = init.get("command")
-    script = " ".join(command) if isinstance(command, list) else str(command)
+    script = "\n".join(command) if isinstance(command, list) else str(command)
     assert "/opt/kafka/bin/kafka-topics.sh" in script
-    assert "--partitions 4" in script
+    count_of = {topic: variable for variable, topic in CREATE_TOPIC.findall(script)}
+    assert sorted(count_of) == sorted(Topics().all)
 
-    default_topics = sorted(str(getattr(Topics(), name)) for name in Topics.model_fields)
-    assert sorted(TOPIC_FLAG.findall(script)) == default_topics
+    topics = Topics()
+    # The merge takes partition p of co-partitioned topics together: one count each.
+    assert len({count_of[topic] for topic in topics.inbound}) == 1
+    assert count_of[topics.service_actions] == count_of[topics.billing]
+    assert count_of[topics.billing] != count_of[topics.orders], "two rules, two variables"
+    counts = _env(init)
+    assert all(int(counts[variable]) > 0 for variable in count_of.values())
 
 
 # --- deploy/ ---------------------------------------------------------------------------------
@@ -301,7 +312,7 @@ def test_deployment_runs_the_worker_safely() -> None:
     argv = list(container.get("command") or ["order-status"]) + list(container.get("args") or [])
     assert argv[:2] == ["order-status", "run"]
 
-    assert spec["replicas"] == 2
+    assert "replicas" not in spec, "the ScaledObject owns the replica count"
     assert pod["terminationGracePeriodSeconds"] == 30
     assert pod["securityContext"]["runAsNonRoot"] is True
     assert container["securityContext"]["readOnlyRootFilesystem"] is True

@@ -21,6 +21,9 @@ _O = OrderState
 # Order and line item (seed 001, seed 003 Pending/In Progress/Completed/Canceled, seed 000, TMF622).
 ORDER_LABELS: Final[dict[OrderState, Labels]] = {
     _O.DRAFT: Labels("Draft", "Pending", "Draft", "draft"),
+    _O.SUBMITTED: Labels("Submitted", "Pending", "New", "acknowledged"),
+    _O.ENRICHMENT_IN_PROGRESS: Labels("Enrichment in progress", "Pending", "New", "acknowledged"),
+    _O.ENRICHMENT_ON_HOLD: Labels("Enrichment on hold", "Pending", "New", "held"),
     _O.NEW: Labels("New", "Pending", "New", "acknowledged"),
     _O.ACKNOWLEDGED: Labels("Acknowledged", "Pending", "Open", "acknowledged"),
     _O.SCHEDULED: Labels("Scheduled", "Pending", "Open", "acknowledged"),

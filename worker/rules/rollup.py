@@ -1,7 +1,6 @@
-"""Parent states recomputed from the whole current set of children, never from deltas (DOMAIN.md).
-
-Each function answers with the parent's state, or None when the children give no opinion and the
-parent keeps the state its lifecycle gave it.
+"""Parent states decided by the set of their children's states, never by deltas (DOMAIN.md). Each
+function answers with the parent's state, or None when the children give no opinion and the
+parent keeps the state its lifecycle gave it. `derive` applies them to an order.
 """
 
 from __future__ import annotations
@@ -59,24 +58,31 @@ def _work_order_from_task_states(tasks: frozenset[TaskState]) -> WorkOrderState 
     return None
 
 
-def _ending(profile: Profile, work_orders: Collection[WorkOrderState]) -> OrderState:
-    """The final state of a parent whose work orders are all final."""
-    completed = WorkOrderState.CLOSED_COMPLETE in work_orders
-    failed = WorkOrderState.FAILED in work_orders
+def _ending(profile: Profile, *, delivered: bool, failed: bool) -> OrderState:
+    """The final state of a parent whose children are all final."""
     if profile is Profile.TMF and failed:
         # Decision: failed next to completed is partial (TMF641); failed with only canceled is
         # failed, since nothing was delivered.
-        return OrderState.PARTIAL if completed else OrderState.FAILED
-    return OrderState.COMPLETED if completed else OrderState.CANCELED
+        return OrderState.PARTIAL if delivered else OrderState.FAILED
+    return OrderState.COMPLETED if delivered else OrderState.CANCELED
+
+
+def work_started(
+    profile: Profile, work_orders: Collection[WorkOrderState], *, has_tasks: bool
+) -> bool:
+    """Seed 003: work has started once a work order is in progress (or blocked, winding down, or
+    already ended with something delivered or failed); seed 000 (psa): once any work order has a
+    task (an assignment) in any state."""
+    return any(state in _STARTED for state in work_orders) or (profile is Profile.PSA and has_tasks)
 
 
 def parent_from_work_orders(
     profile: Profile, work_orders: Collection[WorkOrderState], *, has_tasks: bool
 ) -> OrderState | None:
-    """Order or line item state from its work orders, for the given profile.
+    """A line item's state from its work orders, for the given profile.
 
-    standard (seeds 001, 003): any started -> in_progress; all final -> completed when at least one
-    closed complete, else canceled; otherwise (none, or none started) no opinion.
+    standard (seeds 001, 003): all final -> completed when at least one closed complete, else
+    canceled; any started -> in_progress; otherwise (none, or none started) no opinion.
     psa (seed 000): in_progress as soon as any work order has a task (an assignment) in any state.
     tmf: as standard, plus failed and partial once every work order is final.
     """
@@ -91,9 +97,23 @@ def _parent_from_work_order_states(
     if not work_orders:
         return None
     if all(WORK_ORDER_CLASS[state] in FINAL_CLASSES for state in work_orders):
-        return _ending(profile, work_orders)
-    if any(state in _STARTED for state in work_orders):
-        return OrderState.IN_PROGRESS
-    if profile is Profile.PSA and has_tasks:
+        return _ending(
+            profile,
+            delivered=WorkOrderState.CLOSED_COMPLETE in work_orders,
+            failed=WorkOrderState.FAILED in work_orders,
+        )
+    if work_started(profile, work_orders, has_tasks=has_tasks):
         return OrderState.IN_PROGRESS
     return None
+
+
+def order_ending(profile: Profile, line_items: Collection[OrderState]) -> OrderState:
+    """The final state of an order whose line items are all final (each completed, canceled,
+    rejected, partial or failed): completed when one was completed, else canceled (seed 003, and
+    DOMAIN.md: "an order whose line items all end canceled or rejected is canceled"); tmf: partial
+    or failed as for work orders."""
+    return _ending(
+        profile,
+        delivered=bool({OrderState.COMPLETED, OrderState.PARTIAL} & set(line_items)),
+        failed=bool({OrderState.FAILED, OrderState.PARTIAL} & set(line_items)),
+    )

@@ -1,22 +1,26 @@
 """Service fulfillment status (DOMAIN.md, seed 004): what line items, billing and the calendar do to
 a customer's service, and when an account, product or location is active.
 
-Pure like the order rules: the current record and events in, the new record and events out.
+Pure like the order rules: the current record and inputs in, the new record and events out. The
+calendar is the service's timer: its term ends (`advance_service`, `next_service_due`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Final, Literal
 
 from pydantic import AwareDatetime, BaseModel, Field
 
 from schemas import outbound as out
-from schemas.inbound import NonPayEvent, Term
-from schemas.internal import ServiceAction, ServiceEvent, TermEnded
-from worker.rules.order import Emitted, Refused, Stream, output_id
+from schemas.envelope import LATEST
+from schemas.inbound import Term
+from schemas.internal import ServiceAction, ServiceEvent
+from worker.rules.emit import Cause, Emitted, Stream, output_id, rejected
+from worker.rules.inputs import Input, Policy, event_key
+from worker.rules.refusal import Refused
 from worker.rules.snapshot import copied
 from worker.rules.states import (
     SERVICE_MOVES,
@@ -51,6 +55,9 @@ class Service(BaseModel):
 
 
 class ServiceRecord(BaseModel):
+    """Everything kept for one service id: the service (None until created) and the identity
+    (source and id) of every event already applied."""
+
     service_id: str
     service: Service | None = None
     applied: set[str] = Field(default_factory=set)
@@ -99,44 +106,105 @@ NON_PAY: Final[dict[str, tuple[ServiceState, frozenset[ServiceState]]]] = {
 def apply_service(
     record: ServiceRecord | None,
     service_id: str,
-    events: Iterable[tuple[ServiceEvent, datetime]],
+    inputs: Iterable[Input[ServiceEvent]],
+    policy: Policy,
 ) -> ServiceOutcome:
-    """Apply events in order to a copy of the service's record (None: not seen yet)."""
+    """Apply inputs in order to a copy of the service's record (None: not seen yet). As for an
+    order (`worker.rules.apply`): before each input at its time t, the term end due strictly before
+    t takes effect at its due time; after it, one it made due in its past takes effect at t."""
     current = record.clone() if record is not None else ServiceRecord(service_id=service_id)
     outcome = ServiceOutcome(current)
-    for event, received_at in events:
-        if event.id in current.applied:
-            continue
-        # A term end is not recorded as applied: its own guard (the term's end must still be the
-        # one ending) makes it idempotent, and one that found the service still new must count
-        # when the scheduler sends it again once the service is in service.
-        if not isinstance(event, TermEnded):
-            current.applied.add(event.id)
-        at = event.time or received_at
-        try:
-            outcome.emitted.extend(_apply_one(current, event, at))
-        except Refused as refusal:
-            outcome.emitted.append(_rejected(current, event, at, str(refusal)))
+    for item in inputs:
+        moment = item.moment
+        _fire_timers(outcome, moment, policy)
+        event = item.event
+        key = event_key(event)
+        if key not in current.applied:
+            current.applied.add(key)
+            cause = Cause.of(event, moment, moment)
+            try:
+                outcome.emitted.extend(_apply_one(current, event, cause))
+            except Refused as refusal:
+                order_id = event.data.order_id if isinstance(event, ServiceAction) else None
+                outcome.emitted.append(
+                    rejected(
+                        cause,
+                        str(refusal),
+                        subject=service_id,
+                        order_id=order_id,
+                        service_id=service_id,
+                    )
+                )
+        _fire_timers(outcome, moment, policy, at=moment)
     return outcome
 
 
-def _apply_one(record: ServiceRecord, event: ServiceEvent, at: datetime) -> list[Emitted]:
+def advance_service(record: ServiceRecord, until: datetime, policy: Policy) -> ServiceOutcome:
+    """Let the term end of the service take effect if it falls due strictly before `until` (at its
+    due time), and those of the terms it renews into. With nothing due, the record itself comes
+    back, unchanged."""
+    due = next_service_due(record, policy)
+    if due is None or due >= until:
+        return ServiceOutcome(record)
+    outcome = ServiceOutcome(record.clone())
+    _fire_timers(outcome, until, policy)
+    return outcome
+
+
+def next_service_due(record: ServiceRecord, policy: Policy) -> datetime | None:
+    """When the service's term ends, if that will do something: an `expires` term ends a service
+    that went into service (a term end that passes while the service is still new takes effect
+    once it is in service, seed 004: "has come to end of term and life"); an `auto_renew` term
+    renews any service not final. None: nothing pending."""
+    service = record.service
+    if service is None or service.term is None or service_is_final(service.state):
+        return None
+    term = service.term
+    if term.renewal == "expires" and _S.EXPIRED not in SERVICE_MOVES[service.state]:
+        return None
+    # Decision: a term is not renewed past the calendar's end (see schemas.envelope.LATEST).
+    return term.end if term.end < LATEST else None
+
+
+def term_end_cause(service_id: str, term_end: datetime) -> str:
+    """What names a term end as the cause of its effects (their `caused_by`, and the key their ids
+    derive from): deterministic, one per service and term end, whatever offset the term was
+    given in."""
+    name = f"term-end:{service_id}:{term_end.astimezone(UTC).isoformat()}"
+    return output_id(name, "service.term.ended", service_id)
+
+
+def _fire_timers(
+    outcome: ServiceOutcome, until: datetime, policy: Policy, at: datetime | None = None
+) -> None:
+    record = outcome.record
+    while (due := next_service_due(record, policy)) is not None and due < until:
+        service = record.service
+        # next_service_due found both
+        assert service is not None
+        assert service.term is not None
+        cause_id = term_end_cause(record.service_id, due)
+        moment = at or due
+        cause = Cause(cause_id, cause_id, "service.term.ended", moment, moment)
+        outcome.emitted.append(_term_ended(service, service.term, cause))
+
+
+def _apply_one(record: ServiceRecord, event: ServiceEvent, cause: Cause) -> list[Emitted]:
     if isinstance(event, ServiceAction):
-        return _line_item_action(record, event, at)
+        return _line_item_action(record, event, cause)
     service = record.service
     if service is None:
         raise Refused(f"unknown service {record.service_id}")
-    if isinstance(event, NonPayEvent):
-        target, allowed_from = NON_PAY[event.type]
-        if service.state not in allowed_from:
-            raise Refused(f"{event.type} is not allowed when the service is {service.state}")
-        return [_move(service, target, event.id, at)]
-    return _term_ended(service, event, at)
+    target, allowed_from = NON_PAY[event.type]
+    if service.state not in allowed_from:
+        raise Refused(f"{event.type} is not allowed when the service is {service.state}")
+    return [_move(service, target, cause)]
 
 
-def _line_item_action(record: ServiceRecord, event: ServiceAction, at: datetime) -> list[Emitted]:
+def _line_item_action(record: ServiceRecord, event: ServiceAction, cause: Cause) -> list[Emitted]:
     data = event.data
     service = record.service
+    by = (data.order_id, data.line_item_id)
     if data.outcome == "created":
         if service is not None:
             raise Refused(f"service {data.service_id} already exists ({service.state})")
@@ -149,7 +217,7 @@ def _line_item_action(record: ServiceRecord, event: ServiceAction, at: datetime)
             term=data.term,
         )
         _attribute_to(service, data.order_id, data.line_item_id)
-        return [_changed(service, None, event.id, at, by=(data.order_id, data.line_item_id))]
+        return [_changed(service, None, cause, by)]
     if service is None:
         raise Refused(f"unknown service {data.service_id}: no add line item created it")
     if data.outcome == "canceled":
@@ -158,12 +226,10 @@ def _line_item_action(record: ServiceRecord, event: ServiceAction, at: datetime)
         if data.action != "add" or service.state is not _S.NEW:
             return []
         _attribute_to(service, data.order_id, data.line_item_id)
-        return [
-            _move(service, _S.ORDER_CANCELED, event.id, at, by=(data.order_id, data.line_item_id))
-        ]
+        return [_move(service, _S.ORDER_CANCELED, cause, by)]
     completed = COMPLETED_ACTION[data.action]
     if completed is None:
-        return [_attributes_changed(service, event, at)]
+        return [_attributes_changed(service, event, cause)]
     target, allowed_from = completed
     if service.state not in allowed_from:
         raise Refused(
@@ -171,7 +237,7 @@ def _line_item_action(record: ServiceRecord, event: ServiceAction, at: datetime)
             f"from {service.state} to {target}"
         )
     _attribute_to(service, data.order_id, data.line_item_id)
-    return [_move(service, target, event.id, at, by=(data.order_id, data.line_item_id))]
+    return [_move(service, target, cause, by)]
 
 
 def _attribute_to(service: Service, order_id: str, line_item_id: str) -> None:
@@ -180,7 +246,7 @@ def _attribute_to(service: Service, order_id: str, line_item_id: str) -> None:
         service.orders.append(order_id)
 
 
-def _attributes_changed(service: Service, event: ServiceAction, at: datetime) -> Emitted:
+def _attributes_changed(service: Service, event: ServiceAction, cause: Cause) -> Emitted:
     data = event.data
     if service_is_final(service.state):
         raise Refused(f"service {service.service_id} is {service.state}: it cannot change")
@@ -190,9 +256,9 @@ def _attributes_changed(service: Service, event: ServiceAction, at: datetime) ->
     service.term = data.term or service.term
     _attribute_to(service, data.order_id, data.line_item_id)
     changed = out.ServiceAttributesChanged(
-        id=output_id(event.id, "service.attributes.changed", service.service_id),
+        id=cause.id_for("service.attributes.changed", service.service_id),
         subject=service.service_id,
-        time=at,
+        time=cause.at,
         data=out.ServiceAttributesChangedData(
             service_id=service.service_id,
             state=service.state,
@@ -203,36 +269,33 @@ def _attributes_changed(service: Service, event: ServiceAction, at: datetime) ->
             term_end=service.term.end if service.term else None,
             order_id=data.order_id,
             line_item_id=data.line_item_id,
-            effective_at=at,
-            caused_by=event.id,
+            effective_at=cause.at,
+            caused_by=cause.caused_by,
         ),
     )
-    return Emitted(Stream.SERVICE_STATUS, service.service_id, changed)
+    return Emitted(Stream.SERVICE_STATUS, service.service_id, changed, cause.emitted_at)
 
 
-def _term_ended(service: Service, event: TermEnded, at: datetime) -> list[Emitted]:
-    term = service.term
-    if term is None or term.end != event.data.term_end or service_is_final(service.state):
-        return []  # a term that was since renewed or changed, or a service that already ended
+def _term_ended(service: Service, term: Term, cause: Cause) -> Emitted:
+    """Seed 004: an `expires` term ends the service (expired); an `auto_renew` one is extended by
+    its period."""
     if term.renewal == "expires":
-        if _S.EXPIRED not in SERVICE_MOVES[service.state]:
-            return []  # still new: only a service that went into service can expire (SERVICE_MOVES)
-        return [_move(service, _S.EXPIRED, event.id, at)]
+        return _move(service, _S.EXPIRED, cause)
     renewed = term.model_copy(update={"end": term.end + timedelta(days=term.period_days)})
     service.term = renewed
-    event_out = out.ServiceTermRenewed(
-        id=output_id(event.id, "service.term.renewed", service.service_id),
+    event = out.ServiceTermRenewed(
+        id=cause.id_for("service.term.renewed", service.service_id),
         subject=service.service_id,
-        time=at,
+        time=cause.at,
         data=out.ServiceTermRenewedData(
             service_id=service.service_id,
             previous_term_end=term.end,
             term_end=renewed.end,
-            effective_at=at,
-            caused_by=event.id,
+            effective_at=cause.at,
+            caused_by=cause.caused_by,
         ),
     )
-    return [Emitted(Stream.SERVICE_STATUS, service.service_id, event_out)]
+    return Emitted(Stream.SERVICE_STATUS, service.service_id, event, cause.emitted_at)
 
 
 LineItemRef = tuple[str, str]
@@ -240,34 +303,30 @@ LineItemRef = tuple[str, str]
 
 
 def _move(
-    service: Service, target: ServiceState, cause: str, at: datetime, by: LineItemRef | None = None
+    service: Service, target: ServiceState, cause: Cause, by: LineItemRef | None = None
 ) -> Emitted:
     previous = service.state
     service.state = target
-    return _changed(service, previous, cause, at, by)
+    return _changed(service, previous, cause, by)
 
 
 def _changed(
-    service: Service,
-    previous: ServiceState | None,
-    cause: str,
-    at: datetime,
-    by: LineItemRef | None,
+    service: Service, previous: ServiceState | None, cause: Cause, by: LineItemRef | None
 ) -> Emitted:
     order_id, line_item_id = by if by is not None else (None, None)
     service.history.append(
         StatusChange(
             previous=previous,
             state=service.state,
-            at=at,
-            caused_by=cause,
+            at=cause.at,
+            caused_by=cause.caused_by,
             order_id=order_id,
         )
     )
     changed = out.ServiceFulfillmentChanged(
-        id=output_id(cause, "service.fulfillment.changed", service.service_id),
+        id=cause.id_for("service.fulfillment.changed", service.service_id),
         subject=service.service_id,
-        time=at,
+        time=cause.at,
         data=out.ServiceFulfillmentChangedData(
             service_id=service.service_id,
             previous=previous,
@@ -279,30 +338,12 @@ def _changed(
             location_id=service.location_id,
             order_id=order_id,
             line_item_id=line_item_id,
-            effective_at=at,
+            effective_at=cause.at,
             term_end=service.term.end if service.term else None,
-            caused_by=cause,
+            caused_by=cause.caused_by,
         ),
     )
-    return Emitted(Stream.SERVICE_STATUS, service.service_id, changed)
-
-
-def _rejected(record: ServiceRecord, event: ServiceEvent, at: datetime, reason: str) -> Emitted:
-    order_id = event.data.order_id if isinstance(event, ServiceAction) else None
-    rejected = out.CommandRejected(
-        id=output_id(event.id, "command.rejected", record.service_id),
-        subject=record.service_id,
-        time=at,
-        data=out.CommandRejectedData(
-            order_id=order_id,
-            service_id=record.service_id,
-            command=event.type,
-            reason=reason,
-            caused_by=event.id,
-            at=at,
-        ),
-    )
-    return Emitted(Stream.OPS, order_id or record.service_id, rejected)
+    return Emitted(Stream.SERVICE_STATUS, service.service_id, changed, cause.emitted_at)
 
 
 # --- activity of accounts, products and locations --------------------------------------------
@@ -423,5 +464,5 @@ def apply_activity(
                 },
             }
         )
-        emitted.append(Emitted(Stream.SERVICE_STATUS, owner_id, event))
+        emitted.append(Emitted(Stream.SERVICE_STATUS, owner_id, event, change.at))
     return current, emitted

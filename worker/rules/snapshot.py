@@ -8,7 +8,8 @@ from typing import TypeVar
 from pydantic import AwareDatetime, BaseModel, Field, PrivateAttr
 
 from schemas.inbound import Action, OrderEventField, Term, WorkOrderKind
-from worker.rules.states import OrderState, Profile, TaskState, WorkOrderState
+from worker.rules.inputs import Origin
+from worker.rules.states import LIFECYCLE_STATES, OrderState, Profile, TaskState, WorkOrderState
 
 M = TypeVar("M", bound=BaseModel)
 # An entity of an order that `Order.clone` shares until it is changed: it copies its own containers.
@@ -30,23 +31,33 @@ def copied(model: M, **changes: object) -> M:
 
 
 class Versioned(BaseModel):
-    """The newest source version applied to an entity: the guard against stale updates."""
+    """The newest version applied to an entity, the guard against stale updates: per source, the
+    highest `sequence` applied (each source counts its own versions, DOMAIN.md "Identity and order
+    of updates"); and the latest event `time`, which orders updates that carry no sequence."""
 
-    sequence: int | None = None
+    sequences: dict[str, int] = {}
     updated_at: AwareDatetime | None = None
 
-    def is_stale(self, sequence: int | None, time: datetime | None) -> bool:
-        if sequence is not None and self.sequence is not None:
-            return sequence < self.sequence
-        if sequence is None and self.sequence is None and time and self.updated_at:
-            return time < self.updated_at
-        return False
-
-    def advance(self, sequence: int | None, time: datetime | None) -> None:
+    def is_stale(self, source: str, sequence: int | None, time: datetime | None) -> bool:
+        applied = self.sequences.get(source)
         if sequence is not None:
-            self.sequence = sequence if self.sequence is None else max(self.sequence, sequence)
-        if time is not None:
-            self.updated_at = time if self.updated_at is None else max(self.updated_at, time)
+            return applied is not None and sequence < applied
+        # A source that versions the entity by sequence is judged by sequence only.
+        return (
+            applied is None
+            and time is not None
+            and self.updated_at is not None
+            and (time < self.updated_at)
+        )
+
+    def advance(self, source: str, sequence: int | None, time: datetime | None) -> None:
+        if sequence is not None:
+            applied = self.sequences.get(source)
+            if applied is None or sequence > applied:
+                # A new dict: the old one may be shared with the record this one was copied from.
+                self.sequences = {**self.sequences, source: sequence}
+        if time is not None and (self.updated_at is None or time > self.updated_at):
+            self.updated_at = time
 
 
 class Fallout(BaseModel):
@@ -55,6 +66,7 @@ class Fallout(BaseModel):
     reason: str
     assigned_group: str | None
     open: bool = True
+    resolution: str | None = None
 
 
 class Task(Versioned):
@@ -89,9 +101,12 @@ class LineItem(BaseModel):
     location_id: str | None = None
     term: Term | None = None
     work_order_ids: list[str] = []
+    # Its own overlays (line-item hold and cancellation), innermost last; its `state` is what it
+    # shows, derived from these, its work orders and the order (see `derive.line_item_state`).
+    overlays: list[OrderState] = []
 
     def own_copy(self) -> LineItem:
-        return copied(self, work_order_ids=list(self.work_order_ids))
+        return copied(self, work_order_ids=list(self.work_order_ids), overlays=list(self.overlays))
 
 
 class Order(Versioned):
@@ -99,6 +114,10 @@ class Order(Versioned):
     profile: Profile
     state: OrderState
     account_id: str | None = None
+    enrichment: bool = False  # submitting starts enrichment (seed 001) instead of making it new
+    # The latest of its lifecycle states (draft ... acknowledged) it was in, which line items
+    # without fulfillment progress show.
+    lifecycle: OrderState = OrderState.DRAFT
     # The states that overlays (on hold, awaiting information, ...) stand over, innermost last.
     held_states: list[OrderState] = []
     line_items: dict[str, LineItem] = {}
@@ -108,6 +127,12 @@ class Order(Versioned):
     # While `apply` changes a clone: the order it was cloned from. An entity the clone still shares
     # with it is copied before its first change (copy-on-write); None: every entity is its own.
     _source: Order | None = PrivateAttr(default=None)
+
+    def move(self, state: OrderState) -> None:
+        """Set the order's state, keeping `lifecycle` current."""
+        self.state = state
+        if state in LIFECYCLE_STATES:
+            self.lifecycle = state
 
     def clone(self) -> Order:
         """A copy whose containers are its own and whose entities are this order's until changed
@@ -159,11 +184,18 @@ class ParkedEvent(BaseModel):
     event: OrderEventField
     received_at: AwareDatetime
     waiting_for: str = Field(description="What it waits for, e.g. `work order WO-1`.")
+    origin: Origin | None = None
+
+    @property
+    def moment(self) -> datetime:
+        """Its event time (else when it was received): its wait is counted from here."""
+        return self.event.time or self.received_at
 
 
 class OrderRecord(BaseModel):
-    """Everything kept for one order id: the order (None until created), the ids of every event
-    already applied (the deduplication set), and the events parked before the order existed."""
+    """Everything kept for one order id: the order (None until created), the identity (`source`
+    and `id`, see `inputs.event_key`) of every event already applied (the deduplication set), and
+    the events parked before their order or parent existed."""
 
     order_id: str
     order: Order | None = None

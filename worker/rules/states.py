@@ -58,6 +58,9 @@ WORK_ORDER_CLASS: Final[dict[WorkOrderState, StateClass]] = {
 
 ORDER_CLASS: Final[dict[OrderState, StateClass]] = {
     OrderState.DRAFT: _NS,
+    OrderState.SUBMITTED: _NS,
+    OrderState.ENRICHMENT_IN_PROGRESS: _NS,
+    OrderState.ENRICHMENT_ON_HOLD: _BL,
     OrderState.NEW: _NS,
     OrderState.ACKNOWLEDGED: _NS,
     OrderState.SCHEDULED: _NS,
@@ -84,15 +87,26 @@ SERVICE_CLASS: Final[dict[ServiceState, StateClass]] = {
     ServiceState.CANCELED_FOR_NON_PAY: _CX,
 }
 
+_O = OrderState
+CAPTURE_STATES: Final = frozenset(
+    {_O.DRAFT, _O.SUBMITTED, _O.ENRICHMENT_IN_PROGRESS, _O.ENRICHMENT_ON_HOLD}
+)
+"""An order still being captured or enriched: its children are recorded, but the rollup waits
+until it is new (seed 001: capture complete), and its line items show its state."""
+
+LIFECYCLE_STATES: Final = CAPTURE_STATES | {_O.NEW, _O.ACKNOWLEDGED}
+"""The states the order's lifecycle commands lead through before fulfillment starts; a line item
+without fulfillment progress shows the order's latest one."""
+
 # Overlay states hold the rollup: children keep updating, and leaving the overlay restores it.
 ORDER_OVERLAYS: Final = frozenset(
-    {
-        OrderState.ON_HOLD,
-        OrderState.AWAITING_INFORMATION,
-        OrderState.REVISION_IN_PROGRESS,
-        OrderState.ASSESSING_CANCELLATION,
-    }
+    {_O.ON_HOLD, _O.AWAITING_INFORMATION, _O.REVISION_IN_PROGRESS, _O.ASSESSING_CANCELLATION}
 )
+
+LINE_ITEM_OVERLAYS: Final = frozenset(
+    {_O.ON_HOLD, _O.ASSESSING_CANCELLATION, _O.CANCELLATION_IN_PROGRESS}
+)
+"""A line item's own overlays, from its line-item commands (seed 001, in-flight order change)."""
 
 
 def is_final(state_class: StateClass) -> bool:
@@ -210,52 +224,30 @@ WORK_ORDER_MOVES: Final = _moves(
     }
 )
 
-_O = OrderState
-# Orders move by commands (see `order.COMMANDS`) and by rollup; this table lists every move either
-# may make, so a reader can see the whole machine. Final states have no moves.
-_ORDER_ACTIVE = (
-    _O.IN_PROGRESS,
-    _O.ON_HOLD,
-    _O.AWAITING_INFORMATION,
-    _O.REVISION_IN_PROGRESS,
-    _O.ASSESSING_CANCELLATION,
-)
-_ORDER_ENDINGS = (_O.COMPLETED, _O.CANCELED, _O.PARTIAL, _O.FAILED)
-# A line item reaches scheduled from any lifecycle state (its work orders all scheduled once the
-# order is acknowledged, even by a manual change); a manual change (order.state.set) may lead to any
-# non-final state, cancellation_in_progress included.
-_ORDER_FROM_LIFECYCLE = (_O.SCHEDULED, *_ORDER_ACTIVE, _O.CANCELLATION_IN_PROGRESS, *_ORDER_ENDINGS)
-ORDER_MOVES: Final = _moves(
-    {
-        _O.DRAFT: (_O.NEW, _O.ACKNOWLEDGED, *_ORDER_FROM_LIFECYCLE),
-        _O.NEW: (_O.DRAFT, _O.ACKNOWLEDGED, _O.REJECTED, *_ORDER_FROM_LIFECYCLE),
-        _O.ACKNOWLEDGED: (_O.DRAFT, _O.NEW, *_ORDER_FROM_LIFECYCLE),
-        _O.SCHEDULED: (_O.DRAFT, _O.NEW, _O.ACKNOWLEDGED, *_ORDER_ACTIVE, *_ORDER_ENDINGS),
-        **dict.fromkeys(
-            _ORDER_ACTIVE,
-            (
-                _O.DRAFT,
-                _O.NEW,
-                _O.ACKNOWLEDGED,
-                *_ORDER_ACTIVE,
-                _O.CANCELLATION_IN_PROGRESS,
+# Orders and line items move by commands (see `lifecycle.COMMANDS`, `line_items.COMMANDS`), by
+# manual change (any non-final state) and by rollup; this table lists every move any of them may
+# make, so a reader can see the whole machine: as a manual change may lead anywhere, from any state
+# not final to any other. Final states have no moves, and one move never happens: a line item
+# whose work started is never merely scheduled again.
+_NON_FINAL_ORDER = tuple(state for state in _O if ORDER_CLASS[state] not in FINAL_CLASSES)
+_ORDER_ENDINGS = (_O.COMPLETED, _O.CANCELED, _O.REJECTED, _O.PARTIAL, _O.FAILED)
+ORDER_MOVES: Final = {
+    **{
+        state: frozenset(
+            {
+                *(
+                    target
+                    for target in _NON_FINAL_ORDER
+                    if target is not state
+                    and not (state is _O.IN_PROGRESS and target is _O.SCHEDULED)
+                ),
                 *_ORDER_ENDINGS,
-            ),
-        ),
-        _O.CANCELLATION_IN_PROGRESS: (
-            _O.DRAFT,
-            _O.NEW,
-            _O.ACKNOWLEDGED,
-            *_ORDER_ACTIVE,
-            *_ORDER_ENDINGS,
-        ),
-        _O.REJECTED: (),
-        _O.COMPLETED: (),
-        _O.CANCELED: (),
-        _O.PARTIAL: (),
-        _O.FAILED: (),
-    }
-)
+            }
+        )
+        for state in _NON_FINAL_ORDER
+    },
+    **{state: frozenset[OrderState]() for state in _O if ORDER_CLASS[state] in FINAL_CLASSES},
+}
 
 _S = ServiceState
 SERVICE_MOVES: Final = _moves(

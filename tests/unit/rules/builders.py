@@ -10,16 +10,19 @@ the rules emitted.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import TypeAdapter
 
 from schemas import inbound as ev
 from schemas import outbound as out
-from worker.rules import Emitted, Order, OrderRecord, Profile, apply
+from schemas.inbound import Action, Term
+from schemas.internal import ServiceAction, ServiceActionData
+from worker.rules import Emitted, Input, Order, OrderRecord, Policy, Profile, apply
 
 ORDER_ID = "O-1"
 T0 = datetime(2026, 11, 21, 10, 0, tzinfo=UTC)
@@ -58,6 +61,7 @@ class Events:
 
     order_id: str = ORDER_ID
     count: int = 0
+    source: str = "/tests"
 
     def make(
         self,
@@ -67,13 +71,15 @@ class Events:
         time: datetime | None = None,
         untimed: bool = False,
         event_id: str | None = None,
+        source: str | None = None,
         **data: Any,
     ) -> ev.OrderEvent:
         """An event of `type_`; without `time` it is T0 plus one second per event built."""
         self.count += 1
         body: Json = {
+            "specversion": "1.0",
             "id": event_id or f"evt-{self.count}",
-            "source": "/tests",
+            "source": source or self.source,
             "type": type_,
             "data": {"order_id": self.order_id, **data},
         }
@@ -94,6 +100,11 @@ class Events:
         self, type_: str, *, actor: str | None = None, reason: str | None = None, **envelope: Any
     ) -> ev.OrderEvent:
         return self.make(type_, actor=actor, reason=reason, **envelope)
+
+    def line_item_command(
+        self, type_: str, line_item_id: str, *, actor: str | None = None, reason: str | None = None
+    ) -> ev.OrderEvent:
+        return self.make(type_, line_item_id=line_item_id, actor=actor, reason=reason)
 
     def state_set(
         self, state: str, *, actor: str | None = None, reason: str | None = None
@@ -161,6 +172,11 @@ class Events:
         )
 
 
+def inputs(*events: ev.OrderEvent) -> list[Input[ev.OrderEvent]]:
+    """The events as the worker hands them to the rules, received at T0."""
+    return [Input(event, T0) for event in events]
+
+
 # --- event sequences that bring an order somewhere ------------------------------------------------
 
 Steps = Callable[[Events], list[ev.OrderEvent]]
@@ -173,6 +189,11 @@ TWO_WORK_ORDERS = (item("L1", wo("W1"), wo("W2")),)
 
 def submitted(*items: Json, profile: str | None = None) -> Steps:
     return lambda e: [e.created(*items, profile=profile), e.command("order.submitted")]
+
+
+def for_enrichment(*items: Json) -> Steps:
+    """Created for enrichment and submitted: the order waits in submitted."""
+    return lambda e: [e.created(*items, enrichment=True), e.command("order.submitted")]
 
 
 def approved(*items: Json, profile: str | None = None) -> Steps:
@@ -205,6 +226,11 @@ _IN_PROGRESS = started(*TWO_ITEMS)
 
 REACH: dict[str, Steps] = {
     "draft": lambda e: [e.created(*TWO_ITEMS)],
+    "submitted": for_enrichment(*TWO_ITEMS),
+    "enrichment_in_progress": commands(for_enrichment(*TWO_ITEMS), "order.enrichment.started"),
+    "enrichment_on_hold": commands(
+        for_enrichment(*TWO_ITEMS), "order.enrichment.started", "order.enrichment.held"
+    ),
     "new": submitted(*TWO_ITEMS),
     "acknowledged": approved(*TWO_ITEMS),
     "in_progress": _IN_PROGRESS,
@@ -323,9 +349,7 @@ class Run:
     history: list[Emitted] = field(default_factory=list)
 
     def send(self, *events: ev.OrderEvent) -> Sent:
-        outcome = apply(
-            self.record, self.order_id, [(e, T0) for e in events], default_profile=self.profile
-        )
+        outcome = apply(self.record, self.order_id, inputs(*events), Policy(self.profile))
         self.record = outcome.record
         self.history.extend(outcome.emitted)
         return Sent(outcome.emitted)
@@ -351,3 +375,70 @@ class Run:
             **{key: value.state for key, value in order.line_items.items()},
             order.order_id: order.state,
         }
+
+
+# --- what the order stage tells the service stage -------------------------------------------------
+
+SERVICE = "S-1"
+ORDER = ORDER_ID
+ACCOUNT, PRODUCT, LOCATION = "A-1", "P-1", "LOC-1"
+TERM_END = datetime(2027, 11, 21, tzinfo=UTC)
+EXPIRING = Term(end=TERM_END, renewal="expires")
+Outcome = Literal["created", "completed", "canceled"]
+
+_ids = itertools.count(1)
+
+
+def service_event_id(given: str | None = None) -> str:
+    """`given`, else an id no other service event built here has."""
+    return given or f"evt-{next(_ids)}"
+
+
+def action(
+    kind: Action,
+    outcome: Outcome = "completed",
+    *,
+    order: str = ORDER,
+    line_item: str = "L-1",
+    account: str | None = None,
+    product: str | None = None,
+    location: str | None = None,
+    term: Term | None = None,
+    event_id: str | None = None,
+    time: datetime | None = T0,
+) -> ServiceAction:
+    """What the order stage tells the service stage a line item did to SERVICE."""
+    return ServiceAction(
+        id=service_event_id(event_id),
+        subject=SERVICE,
+        time=time,
+        data=ServiceActionData(
+            service_id=SERVICE,
+            action=kind,
+            outcome=outcome,
+            order_id=order,
+            line_item_id=line_item,
+            account_id=account,
+            product_id=product,
+            location_id=location,
+            term=term,
+            caused_by=f"order-event-{next(_ids)}",
+            at=time or T0,
+        ),
+    )
+
+
+def created(
+    *, term: Term | None = EXPIRING, event_id: str | None = None, time: datetime | None = T0
+) -> ServiceAction:
+    """An `add` line item was created: the service exists, with its account, product, location."""
+    return action(
+        "add",
+        "created",
+        account=ACCOUNT,
+        product=PRODUCT,
+        location=LOCATION,
+        term=term,
+        event_id=event_id,
+        time=time,
+    )

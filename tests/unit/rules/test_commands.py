@@ -26,13 +26,18 @@ from worker.rules.states import ORDER_OVERLAYS, OrderState, order_is_final
 
 _WORKABLE = {"new", "acknowledged", "in_progress"}
 _OVERLAID = {"on_hold", "awaiting_information", "revision_in_progress"}
+_ENRICHING = {"submitted", "enrichment_in_progress", "enrichment_on_hold"}
 _NOT_FINAL = {state for state in REACH if not order_is_final(OrderState(state))}
 
 # DOMAIN.md "Commands", written out independently of worker.rules.order.COMMANDS: each command's
 # states of origin (among those REACH can produce) and the state it leads to from there. Every
 # overlay in REACH stands over in_progress, so leaving one returns to in_progress.
 EXPECTED: dict[str, tuple[set[str], str]] = {
-    "order.submitted": ({"draft"}, "new"),
+    "order.submitted": ({"draft"}, "new"),  # REACH's draft was not created for enrichment
+    "order.enrichment.started": ({"submitted"}, "enrichment_in_progress"),
+    "order.enrichment.held": ({"enrichment_in_progress"}, "enrichment_on_hold"),
+    "order.enrichment.resumed": ({"enrichment_on_hold"}, "enrichment_in_progress"),
+    "order.enrichment.completed": ({"enrichment_in_progress"}, "new"),
     "order.approved": ({"new"}, "acknowledged"),
     "order.rejected": ({"new"}, "rejected"),
     "order.hold.requested": (_WORKABLE, "on_hold"),
@@ -41,7 +46,10 @@ EXPECTED: dict[str, tuple[set[str], str]] = {
     "order.information.received": ({"awaiting_information"}, "in_progress"),
     "order.revision.started": (_WORKABLE, "revision_in_progress"),
     "order.revision.completed": ({"revision_in_progress"}, "in_progress"),
-    "order.cancellation.requested": (_WORKABLE | _OVERLAID, "assessing_cancellation"),
+    "order.cancellation.requested": (
+        _ENRICHING | _WORKABLE | _OVERLAID,
+        "assessing_cancellation",
+    ),
     "order.cancellation.approved": ({"assessing_cancellation"}, "cancellation_in_progress"),
     "order.cancellation.denied": ({"assessing_cancellation"}, "in_progress"),
     "order.canceled": (_NOT_FINAL, "canceled"),
@@ -228,6 +236,8 @@ def test_approving_cancellation_cancels_unstarted_work_orders_with_their_tasks_a
         "W1": "cancellation_in_progress",
         "W2": "canceled",
         "W3": "cancellation_in_progress",
+        "L1": "cancellation_in_progress",  # seed 001: the line items show it too
+        "L2": "cancellation_in_progress",
         ORDER_ID: "cancellation_in_progress",
     }
     assert run.order.tasks["T1"].state == "in_progress"

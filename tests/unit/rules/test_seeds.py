@@ -21,7 +21,9 @@ from tests.unit.rules.builders import (
     Run,
     Steps,
     approved,
+    commands,
     event,
+    for_enrichment,
     item,
     started,
     submitted,
@@ -153,12 +155,35 @@ SEED_000 = [
     ),
 ]
 
-# Customer order states (seed 001, first table). Enrichment in progress / on hold have no canonical
-# state (DOMAIN.md lists none), so they have no row here.
+ENRICHING = for_enrichment(item("L1"))
+ENRICHMENT_STARTED = commands(ENRICHING, "order.enrichment.started")
+ENRICHMENT_HELD = commands(ENRICHMENT_STARTED, "order.enrichment.held")
+
+# Customer order states (seed 001, first table).
 _ORDER_ROWS: list[tuple[str, Steps, str, str]] = [
     ("row1-draft-capture-stage", lambda e: [e.created()], "draft", "Draft"),
     ("row2-new-capture-complete", lambda e: [e.created(state="new")], "new", "New"),
-    ("row3-submitted-by-agent", submitted(), "new", "New"),
+    ("row2-new-at-once-when-submitted-without-enrichment", submitted(), "new", "New"),
+    ("row3-submitted-by-agent", ENRICHING, "submitted", "Submitted"),
+    (
+        "row4-enrichment-in-progress",
+        ENRICHMENT_STARTED,
+        "enrichment_in_progress",
+        "Enrichment in progress",
+    ),
+    ("row5-enrichment-on-hold", ENRICHMENT_HELD, "enrichment_on_hold", "Enrichment on hold"),
+    (
+        "row4-enrichment-resumed",
+        commands(ENRICHMENT_HELD, "order.enrichment.resumed"),
+        "enrichment_in_progress",
+        "Enrichment in progress",
+    ),
+    (
+        "row2-new-once-enrichment-completes",
+        commands(ENRICHMENT_STARTED, "order.enrichment.completed"),
+        "new",
+        "New",
+    ),
     ("row6-acknowledged-approved-by-manager", approved(), "acknowledged", "Acknowledged"),
     (
         "row7-rejected-by-manager",
@@ -233,7 +258,15 @@ _ORDER_ROWS: list[tuple[str, Steps, str, str]] = [
 # test_seed_001_line_item_overlay_rows_are_held_at_the_order.
 _LINE_ITEM_ROWS: list[tuple[str, Steps, str, str]] = [
     ("row1-draft-system-assigned", lambda e: [e.created(item("L1"))], "draft", "Draft"),
-    ("row2-submitted", submitted(item("L1")), "new", "New"),
+    ("row2-submitted", ENRICHING, "submitted", "Submitted"),
+    (
+        "row3-enrichment-in-progress",
+        ENRICHMENT_STARTED,
+        "enrichment_in_progress",
+        "Enrichment in progress",
+    ),
+    ("row4-enrichment-on-hold", ENRICHMENT_HELD, "enrichment_on_hold", "Enrichment on hold"),
+    ("row5-new-after-submission", submitted(item("L1")), "new", "New"),
     ("row5-new-capture-complete", lambda e: [e.created(item("L1"), state="new")], "new", "New"),
     ("row6-acknowledged", approved(item("L1")), "acknowledged", "Acknowledged"),
     (
@@ -265,6 +298,88 @@ _LINE_ITEM_ROWS: list[tuple[str, Steps, str, str]] = [
         then(approved(*TWO_ITEMS), lambda e: e.task_updated("T1", "closed_complete")),
         "completed",
         "Completed",
+    ),
+    # The order's overlays show on its line items (L1's work is in progress underneath).
+    *(
+        (f"row{row}-{name}-of-the-order", commands(started(*TWO_ITEMS), *given), state, label)
+        for row, name, given, state, label in (
+            (
+                10,
+                "revision-in-progress",
+                ["order.revision.started"],
+                "revision_in_progress",
+                "Revision in progress",
+            ),
+            (
+                11,
+                "awaiting-information",
+                ["order.information.requested"],
+                "awaiting_information",
+                "Awaiting information",
+            ),
+            (12, "on-hold", ["order.hold.requested"], "on_hold", "On hold"),
+            (
+                13,
+                "assessing-cancellation",
+                ["order.cancellation.requested"],
+                "assessing_cancellation",
+                "Assessing cancellation",
+            ),
+            (
+                14,
+                "cancellation-in-progress",
+                ["order.cancellation.requested", "order.cancellation.approved"],
+                "cancellation_in_progress",
+                "Cancellation in progress",
+            ),
+        )
+    ),
+    # In-flight order change of one line item (L1; L2 carries on).
+    (
+        "row8-rejected-alone-before-approval",
+        then(
+            submitted(*TWO_ITEMS), lambda e: e.line_item_command("order.line_item.rejected", "L1")
+        ),
+        "rejected",
+        "Rejected",
+    ),
+    (
+        "row12-on-hold-by-its-own-hold",
+        then(
+            started(*TWO_ITEMS),
+            lambda e: e.line_item_command("order.line_item.hold.requested", "L1"),
+        ),
+        "on_hold",
+        "On hold",
+    ),
+    (
+        "row13-assessing-its-own-cancellation",
+        then(
+            started(*TWO_ITEMS),
+            lambda e: e.line_item_command("order.line_item.cancellation.requested", "L1"),
+        ),
+        "assessing_cancellation",
+        "Assessing cancellation",
+    ),
+    (
+        "row14-its-cancellation-approved-while-its-work-winds-down",
+        then(
+            started(*TWO_ITEMS),
+            lambda e: e.line_item_command("order.line_item.cancellation.requested", "L1"),
+            lambda e: e.line_item_command("order.line_item.cancellation.approved", "L1"),
+        ),
+        "cancellation_in_progress",
+        "Cancellation in progress",
+    ),
+    (
+        "row15-canceled-its-cancellation-approved-nothing-started",
+        then(
+            approved(*TWO_ITEMS),
+            lambda e: e.line_item_command("order.line_item.cancellation.requested", "L1"),
+            lambda e: e.line_item_command("order.line_item.cancellation.approved", "L1"),
+        ),
+        "canceled",
+        "Canceled",
     ),
 ]
 
@@ -546,37 +661,6 @@ def test_seed_000_canceling_resource_requests_of_a_draft_leaves_it_draft() -> No
 
 # --- seed 001: line item overlay rows -------------------------------------------------------------
 
-LINE_ITEM_OVERLAYS = [
-    ("row10-revision-in-progress", ["order.revision.started"], "Revision in progress"),
-    ("row11-awaiting-information", ["order.information.requested"], "Awaiting information"),
-    ("row12-on-hold", ["order.hold.requested"], "On hold"),
-    ("row13-assessing-cancellation", ["order.cancellation.requested"], "Assessing cancellation"),
-    (
-        "row14-cancellation-in-progress",
-        ["order.cancellation.requested", "order.cancellation.approved"],
-        "Cancellation in progress",
-    ),
-]
-
-
-@pytest.mark.parametrize(
-    ("commands", "label"),
-    [(commands, label) for _, commands, label in LINE_ITEM_OVERLAYS],
-    ids=[f"001:lineitem-{row}" for row, _, _ in LINE_ITEM_OVERLAYS],
-)
-def test_seed_001_line_item_overlay_rows_are_held_at_the_order(
-    commands: list[str], label: str
-) -> None:
-    """README decision: overlay commands (hold, information, revision, cancellation) act on the
-    order; a line item keeps the state its work orders give it (here in progress)."""
-    e, run = Events(), Run()
-    run.send(*started(*TWO_ITEMS)(e))
-    sent = run.send(*(e.command(command) for command in commands))
-    assert sent.label(ORDER_ID, "servicenow") == label
-    assert "L1" not in sent.changes
-    assert run.order.line_items["L1"].state is OrderState.IN_PROGRESS
-
-
 # --- seed 002: rejection is final, fallout events -------------------------------------------------
 
 AFTER_REJECTION = sorted(COMMANDS)
@@ -719,3 +803,163 @@ def test_seed_003_status_remains_pending_while_work_orders_are_created_but_not_s
     assert ORDER_ID not in sent.changes
     assert ORDER_LABELS[run.order.state].nextian == "Pending"
     assert run.send(e.task_updated("T1", "in_progress")).label(ORDER_ID, "nextian") == "In Progress"
+
+
+# --- where the worker differed from the seeds (issue 13), each named after its seed and sentence --
+
+
+@pytest.mark.parametrize(
+    ("ending", "line_item", "order"),
+    [("closed_complete", "completed", "in_progress"), ("canceled", "canceled", "acknowledged")],
+    ids=["other-completed", "other-canceled"],
+)
+def test_seed_003_line_items_added_but_work_orders_not_yet_created_is_pending(
+    ending: str, line_item: str, order: str
+) -> None:
+    """Seed 003: "Line items added, but work orders not yet created: Pending"; "All line items
+    created and all work orders final ... Completed". A line item without work orders holds the
+    order open; the work order created for it later is taken, and the order ends with it."""
+    e, run = Events(), Run()
+    run.send(*approved(item("L1", wo("W1")), item("L2"))(e))
+    sent = run.send(e.wo_updated("W1", ending))
+    assert sent.state("L1") == line_item
+    assert "L2" not in sent.changes
+    assert run.order.line_items["L2"].state is OrderState.ACKNOWLEDGED
+    assert run.order.state == order
+    created = run.send(e.wo_created("L2", "W2"))
+    assert created.rejected == []
+    assert created.state("W2") == "draft"
+    ended = run.send(e.wo_updated("W2", "closed_complete"))
+    assert (ended.state("L2"), ended.state(ORDER_ID)) == ("completed", "completed")
+
+
+@pytest.mark.parametrize(
+    "cancel",
+    [["order.canceled"], ["order.cancellation.requested", "order.cancellation.approved"]],
+    ids=["direct-cancel", "approved-cancellation"],
+)
+def test_seed_003_some_work_orders_completed_and_some_canceled_is_completed(
+    cancel: list[str],
+) -> None:
+    """Seed 003: "if some work orders have been completed and some canceled, the order status is
+    Completed", whichever way the rest was canceled: a manager's direct cancel agrees with an
+    approved cancellation."""
+    e, run = Events(), Run()
+    run.send(*approved(*TWO_ITEMS)(e), e.task_updated("T1", "closed_complete"))
+    sent = run.send(*(e.command(command) for command in cancel))
+    assert (sent.state("W2"), sent.state("L2")) == ("canceled", "canceled")
+    assert run.order.line_items["L1"].state is OrderState.COMPLETED
+    assert sent.state(ORDER_ID) == "completed"
+
+
+def test_seed_003_an_order_canceled_before_any_work_completed_is_canceled() -> None:
+    e, run = Events(), Run()
+    run.send(*approved(item("L1", wo("W1")), item("L2"))(e))
+    sent = run.send(e.command("order.canceled"))
+    assert (sent.state("L1"), sent.state("L2"), sent.state(ORDER_ID)) == ("canceled",) * 3
+
+
+def test_seed_001_a_line_item_the_fulfillment_manager_rejected_is_rejected() -> None:
+    """Seed 001: a rejected customer order's line items are Rejected (not canceled), whether or
+    not they have domain orders; their domain orders and tasks are canceled."""
+    e, run = Events(), Run()
+    run.send(*submitted(item("L1", wo("W1", task("T1"))), item("L2"))(e))
+    sent = run.send(e.command("order.rejected", actor="manager.ode"))
+    assert {key: change.state for key, change in sent.changes.items()} == {
+        "T1": "canceled",
+        "W1": "canceled",
+        "L1": "rejected",
+        "L2": "rejected",
+        ORDER_ID: "rejected",
+    }
+    assert sent.label("L1", "servicenow") == "Rejected"
+
+
+def test_seed_001_rejecting_the_order_leaves_a_line_item_rejected_alone_as_it_was() -> None:
+    e, run = Events(), Run()
+    run.send(*submitted(*TWO_ITEMS)(e), e.line_item_command("order.line_item.rejected", "L1"))
+    sent = run.send(e.command("order.rejected"))
+    assert "L1" not in sent.changes
+    assert (sent.state("L2"), sent.state(ORDER_ID)) == ("rejected", "rejected")
+
+
+def test_seed_001_a_line_item_winding_down_shows_cancellation_in_progress_until_it_ends() -> None:
+    """Seed 001: "When the cancellation request is approved, the customer order line item moves to
+    this state"; it stays there while its started work winds down, then its work orders decide."""
+    e, run = Events(), Run()
+    run.send(*commands(started(*TWO_ITEMS), "order.cancellation.requested")(e))
+    approved_ = run.send(e.command("order.cancellation.approved"))
+    assert (approved_.state("L1"), approved_.state("L2")) == (
+        "cancellation_in_progress",
+        "canceled",
+    )
+    assert "L1" not in run.send(e.task_updated("T1", "on_hold")).changes
+    ended = run.send(e.task_updated("T1", "canceled"))
+    assert (ended.state("L1"), ended.state(ORDER_ID)) == ("canceled", "canceled")
+
+
+def test_seed_001_a_line_item_is_scheduled_once_validated_and_queued_whatever_its_siblings_do() -> (
+    None
+):
+    """Seed 001 Scheduled: "passed all validations and approvals and is queued for fulfillment",
+    a fact about the line item's own work orders: a started sibling does not hide it."""
+    e, run = Events(), Run()
+    run.send(*approved(*TWO_ITEMS)(e), e.task_updated("T1", "in_progress"))
+    assert run.order.state is OrderState.IN_PROGRESS
+    sent = run.send(e.task_updated("T2", "scheduled"))
+    assert (sent.state("W2"), sent.state("L2")) == ("scheduled", "scheduled")
+    assert sent.label("L2", "servicenow") == "Scheduled"
+
+
+def test_seed_001_a_line_item_is_not_scheduled_before_the_order_is_approved() -> None:
+    e, run = Events(), Run()
+    run.send(*submitted(*TWO_ITEMS)(e))
+    sent = run.send(e.task_updated("T2", "scheduled"))
+    assert sent.state("W2") == "scheduled"
+    assert "L2" not in sent.changes  # new: not yet through its approvals
+    assert run.send(e.command("order.approved")).state("L2") == "scheduled"
+
+
+def test_seed_001_a_task_stays_on_hold_until_the_group_assigned_to_its_fallout_resolves_it() -> (
+    None
+):
+    """Seed 001 On hold: "If you created a fallout record for it, the state of the order task
+    changes to On Hold until the person or group that is assigned to the fallout record resolves
+    the issue." An update that would move it on meanwhile is refused with the reason."""
+    e, run = Events(), Run()
+    run.send(*FALLOUT(e))
+    snapshot = run.snapshot()
+    for state in ("in_progress", "resolved", "awaiting_information"):
+        sent = run.send(e.task_updated("T1", state))
+        assert [r.reason for r in sent.rejected] == [
+            "task T1 stays on hold while fallout F1 is open"
+        ]
+        assert run.snapshot() == snapshot
+    assert run.send(e.task_updated("T1", "on_hold")).emitted == []  # it moves nothing
+    assert run.send(e.fallout_resolved("T1", "F1")).state("T1") == "resolved"
+
+
+@pytest.mark.parametrize("final", ["closed_complete", "canceled"])
+def test_seed_001_a_task_on_hold_for_fallout_may_still_end_which_closes_its_fallouts(
+    final: str,
+) -> None:
+    """DOMAIN.md "Fallout": a final update is applied and closes the task's open fallouts, each
+    announced as resolved with resolution "task closed"."""
+    e, run = Events(), Run()
+    run.send(*FALLOUT(e), e.fallout_raised("T1", "F2"))
+    sent = run.send(e.task_updated("T1", final))
+    assert sent.state("T1") == final
+    assert [(f.fallout_id, f.resolution) for f in sent.fallouts("fallout.resolved")] == [
+        ("F1", "task closed"),
+        ("F2", "task closed"),
+    ]
+    assert not any(fallout.open for fallout in run.order.tasks["T1"].fallouts.values())
+
+
+def test_seed_002_canceling_the_order_closes_the_fallouts_of_the_tasks_it_cancels() -> None:
+    e, run = Events(), Run()
+    run.send(*FALLOUT(e))
+    sent = run.send(e.command("order.canceled"))
+    assert sent.state("T1") == "canceled"
+    (closed,) = sent.fallouts("fallout.resolved")
+    assert (closed.task_id, closed.fallout_id, closed.resolution) == ("T1", "F1", "task closed")

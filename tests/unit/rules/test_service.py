@@ -9,21 +9,29 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime, timedelta
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Literal, NamedTuple, TypeVar
 
 import pytest
 
 from schemas import outbound as out
 from schemas.inbound import Action, NonPayEvent, ServiceData, Term
-from schemas.internal import (
-    ServiceAction,
-    ServiceActionData,
-    ServiceEvent,
-    TermEnded,
-    TermEndedData,
+from schemas.internal import ServiceAction, ServiceEvent
+from tests.unit.rules.builders import (
+    ACCOUNT,
+    EXPIRING,
+    LOCATION,
+    ORDER,
+    PRODUCT,
+    SERVICE,
+    T0,
+    TERM_END,
+    action,
+    created,
+    service_event_id,
 )
-from worker.rules.order import Emitted, Stream
+from worker.rules import Emitted, Input, Policy, Stream
 from worker.rules.service import (
     ActivityKind,
     ActivityRecord,
@@ -31,87 +39,28 @@ from worker.rules.service import (
     ServiceOutcome,
     ServiceRecord,
     activity_inputs,
+    advance_service,
     apply_activity,
     apply_service,
+    term_end_cause,
 )
 from worker.rules.states import SERVICE_MOVES, ServiceState
 
 S = ServiceState
-SERVICE = "S-1"
-ORDER = "O-1"
-ACCOUNT, PRODUCT, LOCATION = "A-1", "P-1", "LOC-1"
-T0 = datetime(2026, 11, 21, 10, 0, tzinfo=UTC)
-TERM_END = datetime(2027, 11, 21, tzinfo=UTC)
-EXPIRING = Term(end=TERM_END, renewal="expires")
 AUTO_RENEW = Term(end=TERM_END, renewal="auto_renew", period_days=30)
 
 FINAL = [S.ORDER_CANCELED, S.EXPIRED, S.CANCELED_BY_USER, S.CANCELED_FOR_NON_PAY]
 NonPay = Literal["suspended", "restored", "canceled"]
-Outcome = Literal["created", "completed", "canceled"]
 E = TypeVar("E")
+POLICY = Policy()
 
 # --- builders -------------------------------------------------------------------------------------
-
-_ids = itertools.count(1)
-
-
-def _event_id(event_id: str | None) -> str:
-    return event_id or f"evt-{next(_ids)}"
-
-
-def action(
-    kind: Action,
-    outcome: Outcome = "completed",
-    *,
-    order: str = ORDER,
-    line_item: str = "L-1",
-    account: str | None = None,
-    product: str | None = None,
-    location: str | None = None,
-    term: Term | None = None,
-    event_id: str | None = None,
-    time: datetime | None = T0,
-) -> ServiceAction:
-    """What the order stage tells the service stage a line item did to SERVICE."""
-    return ServiceAction(
-        id=_event_id(event_id),
-        subject=SERVICE,
-        time=time,
-        data=ServiceActionData(
-            service_id=SERVICE,
-            action=kind,
-            outcome=outcome,
-            order_id=order,
-            line_item_id=line_item,
-            account_id=account,
-            product_id=product,
-            location_id=location,
-            term=term,
-            caused_by=f"order-event-{next(_ids)}",
-            at=time or T0,
-        ),
-    )
-
-
-def created(
-    *, term: Term | None = EXPIRING, event_id: str | None = None, time: datetime | None = T0
-) -> ServiceAction:
-    """An `add` line item was created: the service exists, with its account, product, location."""
-    return action(
-        "add",
-        "created",
-        account=ACCOUNT,
-        product=PRODUCT,
-        location=LOCATION,
-        term=term,
-        event_id=event_id,
-        time=time,
-    )
 
 
 def nonpay(kind: NonPay, *, event_id: str | None = None) -> NonPayEvent:
     return NonPayEvent(
-        id=_event_id(event_id),
+        specversion="1.0",
+        id=service_event_id(event_id),
         source="/billing",
         type=f"service.nonpay.{kind}",
         subject=SERVICE,
@@ -120,21 +69,52 @@ def nonpay(kind: NonPay, *, event_id: str | None = None) -> NonPayEvent:
     )
 
 
-def term_ended(term_end: datetime = TERM_END, *, event_id: str | None = None) -> TermEnded:
-    return TermEnded(
-        id=_event_id(event_id),
-        subject=SERVICE,
-        time=term_end,
-        data=TermEndedData(service_id=SERVICE, term_end=term_end),
-    )
+@dataclass(frozen=True)
+class Clock:
+    """A step that is not an event: the service's clock advances to `until` (`advance_service`)."""
+
+    until: datetime
+
+    @property
+    def type(self) -> str:
+        return "clock"
 
 
-def run(record: ServiceRecord | None, *events: ServiceEvent) -> ServiceOutcome:
-    return apply_service(record, SERVICE, [(event, T0) for event in events])
+def term_ended(term_end: datetime = TERM_END) -> Clock:
+    """The clock passes `term_end`."""
+    return Clock(term_end + timedelta(seconds=1))
+
+
+Step = ServiceEvent | Clock
+
+
+def cause_of(step: Step) -> str:
+    """What the outputs of a step name as their cause: an event's id; a term end's own id."""
+    return term_end_cause(SERVICE, TERM_END) if isinstance(step, Clock) else step.id
+
+
+def run(record: ServiceRecord | None, *steps: Step) -> ServiceOutcome:
+    """Apply each run of events in one `apply_service` call, and advance the clock at each Clock."""
+    current = record
+    emitted: list[Emitted] = []
+    for _, group in itertools.groupby(steps, key=lambda step: isinstance(step, Clock)):
+        batch = list(group)
+        for clock in batch:
+            if isinstance(clock, Clock):
+                outcome = advance_service(
+                    current or ServiceRecord(service_id=SERVICE), clock.until, POLICY
+                )
+                current, emitted = outcome.record, emitted + outcome.emitted
+        events = [Input(event, T0) for event in batch if not isinstance(event, Clock)]
+        if events:
+            outcome = apply_service(current, SERVICE, events, POLICY)
+            current, emitted = outcome.record, emitted + outcome.emitted
+    assert current is not None
+    return ServiceOutcome(current, emitted)
 
 
 # The events that lead a fresh service to each state (seed 004's transitions).
-PATHS: dict[ServiceState, Callable[[], list[ServiceEvent]]] = {
+PATHS: dict[ServiceState, Callable[[], list[Step]]] = {
     S.NEW: lambda: [created()],
     S.IN_SERVICE: lambda: [created(), action("add")],
     S.SUSPENDED_FOR_NON_PAY: lambda: [*PATHS[S.IN_SERVICE](), nonpay("suspended")],
@@ -175,7 +155,7 @@ def state_of(record: ServiceRecord) -> ServiceState:
 
 class Row(NamedTuple):
     start: ServiceState | None  # None: the service is not known yet
-    send: ServiceEvent
+    send: Step
     state: ServiceState | None  # None: nothing happens
     active: bool = False
     tmf: str = ""
@@ -248,7 +228,7 @@ def test_fulfillment_status_table(row: Row) -> None:
         PRODUCT,
         LOCATION,
     )
-    assert changed.caused_by == row.send.id
+    assert changed.caused_by == cause_of(row.send)
     assert changed.term_end == TERM_END
     assert state_of(outcome.record) is row.state
     [sent] = outcome.emitted
@@ -302,7 +282,6 @@ REFUSALS = [
     pytest.param(S.IN_SERVICE, nonpay("restored"), "not allowed", id="restore-never-suspended"),
     pytest.param(S.NEW, nonpay("suspended"), "not allowed", id="nonpay-suspend-new-service"),
     pytest.param(None, nonpay("suspended"), "unknown service", id="suspend-unknown-service"),
-    pytest.param(None, term_ended(), "unknown service", id="term-ended-unknown-service"),
     pytest.param(None, action("add"), "no add line item", id="complete-unknown-service"),
     pytest.param(None, action("add", "canceled"), "no add line item", id="cancel-unknown-service"),
     pytest.param(S.NEW, created(), "already exists", id="created-for-existing-service"),
@@ -333,10 +312,9 @@ def test_refused_events_are_rejected_on_the_ops_stream(
     order = send.data.order_id if isinstance(send, ServiceAction) else None
     assert rejected.order_id == order
     assert (sent.stream, sent.key) == (Stream.OPS, order or SERVICE)
-    # A refusal changes nothing but the record of applied events (term ends are never recorded:
-    # their own guard makes them idempotent, see apply_service).
+    # A refusal changes nothing but the record of applied events.
     assert outcome.record.service == (record.service if record is not None else None)
-    assert (send.id in outcome.record.applied) is not isinstance(send, TermEnded)
+    assert f"{send.source} {send.id}" in outcome.record.applied
 
 
 def test_change_completed_changes_attributes_and_keeps_the_status() -> None:
@@ -398,8 +376,7 @@ def test_a_change_without_any_term_reports_no_term_end() -> None:
 
 
 def test_auto_renew_term_end_extends_the_term_and_keeps_the_status() -> None:
-    ended = term_ended(TERM_END)
-    outcome = run(reach(S.IN_SERVICE, term=AUTO_RENEW), ended)
+    outcome = run(reach(S.IN_SERVICE, term=AUTO_RENEW), term_ended(TERM_END))
 
     renewed_end = TERM_END + timedelta(days=30)
     [sent] = outcome.emitted
@@ -410,14 +387,14 @@ def test_auto_renew_term_end_extends_the_term_and_keeps_the_status() -> None:
         previous_term_end=TERM_END,
         term_end=renewed_end,
         effective_at=TERM_END,
-        caused_by=ended.id,
+        caused_by=term_end_cause(SERVICE, TERM_END),
     )
     service = outcome.record.service
     assert service is not None
     assert service.state is S.IN_SERVICE
     assert service.term == AUTO_RENEW.model_copy(update={"end": renewed_end})
 
-    # The old term end is stale now; the new one renews again.
+    # The old term end has passed; the new one renews again.
     assert run(outcome.record, term_ended(TERM_END)).emitted == []
     again = run(outcome.record, term_ended(renewed_end))
     [renewed] = of_type(again.emitted, out.ServiceTermRenewed)
@@ -453,7 +430,7 @@ def test_an_add_canceled_after_it_went_into_service_changes_nothing() -> None:
 
 
 # Everything that can arrive for a service; in a final state each is refused or ignored.
-EVERY_EVENT: dict[str, Callable[[], ServiceEvent]] = {
+EVERY_EVENT: dict[str, Callable[[], Step]] = {
     "created": created,
     "add-completed": lambda: action("add"),
     "add-canceled": lambda: action("add", "canceled"),
@@ -531,7 +508,7 @@ def test_apply_service_does_not_change_the_record_it_is_given() -> None:
 def test_without_an_event_time_the_receive_time_is_used() -> None:
     received = T0 + timedelta(minutes=5)
 
-    outcome = apply_service(None, SERVICE, [(created(time=None), received)])
+    outcome = apply_service(None, SERVICE, [Input(created(time=None), received)], POLICY)
 
     [changed] = changes(outcome)
     assert changed.effective_at == received
@@ -701,7 +678,7 @@ def test_accounts_follow_their_services_end_to_end() -> None:
     services: dict[str, ServiceRecord | None] = {"S-1": None, "S-2": None}
 
     def send(service_id: str, event: ServiceEvent) -> list[tuple[str, bool]]:
-        outcome = apply_service(services[service_id], service_id, [(event, T0)])
+        outcome = apply_service(services[service_id], service_id, [Input(event, T0)], POLICY)
         services[service_id] = outcome.record
         flips: list[tuple[str, bool]] = []
         for changed in of_type(outcome.emitted, out.ServiceFulfillmentChanged):
@@ -733,7 +710,7 @@ def test_accounts_follow_their_services_end_to_end() -> None:
 # --- deterministic output -------------------------------------------------------------------------
 
 
-SCENARIOS: dict[str, Callable[[], list[ServiceEvent]]] = {
+SCENARIOS: dict[str, Callable[[], list[Step]]] = {
     **{f"to-{state}": path for state, path in PATHS.items()},
     "change": lambda: [*PATHS[S.IN_SERVICE](), action("change", product="P-2")],
     "renewal": lambda: [created(term=AUTO_RENEW), action("add"), term_ended()],

@@ -1,0 +1,35 @@
+"""Who may read the plan pages. Nested into the worker's settings as `web`, it is read from
+ORDER_STATUS_WEB__BEARER_TOKEN, ORDER_STATUS_WEB__BASIC_USERNAME and
+ORDER_STATUS_WEB__BASIC_PASSWORD."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+
+
+class WebSettings(BaseModel):
+    """Open when nothing is set (for a server bound to localhost). With a token, basic-auth
+    credentials or both, every request must present one of them."""
+
+    model_config = ConfigDict(frozen=True)
+
+    bearer_token: SecretStr | None = Field(
+        default=None, min_length=1, description="Accepted as `Authorization: Bearer <token>`."
+    )
+    basic_username: str | None = Field(
+        default=None,
+        min_length=1,
+        pattern="^[^:]*$",  # RFC 7617: the first colon ends the user-id
+        description="With basic_password: accepted as HTTP basic authentication.",
+    )
+    basic_password: SecretStr | None = Field(default=None, min_length=1)
+
+    @model_validator(mode="after")
+    def _basic_needs_both(self) -> WebSettings:
+        if (self.basic_username is None) != (self.basic_password is None):
+            raise ValueError("basic_username and basic_password are set together or not at all")
+        return self
+
+    @property
+    def protected(self) -> bool:
+        return self.bearer_token is not None or self.basic_username is not None
