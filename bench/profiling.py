@@ -24,6 +24,7 @@ from bench.generator import Event
 from bench.measure import encode, produce, producing
 from bench.report import ROOT
 from worker.app import Worker
+from worker.cli import tune_garbage_collection
 from worker.dev import create_topics
 from worker.logs import configure_logging
 from worker.pipeline import BatchReport
@@ -128,6 +129,7 @@ async def profile_worker(settings: Settings, events: Sequence[Event], path: Path
     profiler.enable()
     try:
         await worker.start()
+        tune_garbage_collection()  # as `order-status run` does, or collections skew every share
         finished = started
         while consumed() < len(events) or time.monotonic() - finished < QUIET_S:
             batch.clear()
