@@ -90,16 +90,23 @@ class Reference:
     output_ids: frozenset[str]
     causes: frozenset[str]
     """Input ids with at least one output, without the prefix."""
+    cpu_s: float
+    """The CPU the reference model took: the worker's own code (decoding and validating, the
+    rules, serialising outputs) over every input, without Kafka or Redis."""
 
     @classmethod
     def of(cls, events: Sequence[Event], prefix: str, profile: Profile) -> Reference:
         settings = Settings(default_profile=profile)
-        emitted = simulate([json.dumps(event) for event in events], settings).emitted
+        lines = [json.dumps(event) for event in events]
+        started = time.process_time()
+        emitted = simulate(lines, settings).emitted
+        cpu_s = time.process_time() - started
         inputs = {event["id"] for event in events}
         causes = {event["data"].get("caused_by") for event in emitted} & inputs
         return cls(
             frozenset(event["id"] for event in emitted),
             frozenset(cause.removeprefix(prefix) for cause in causes),
+            cpu_s,
         )
 
     def causes_in(self, events: Iterable[Event], prefix: str) -> frozenset[str]:

@@ -179,6 +179,7 @@ async def measure(run: Run) -> dict[str, Any]:
             "worker_over_baseline": single["per_second"] / baseline,
             "two_over_one_process": double["per_second"] / single["per_second"],
         },
+        "floor": floor(reference.cpu_s / len(stream), baseline),
         "latency": [asdict(latency) for latency in latencies],
         "memory": {
             "worker_peak_rss_mib": rss_one,
@@ -186,6 +187,18 @@ async def measure(run: Run) -> dict[str, Any]:
             "redis_bytes_per_order": held / options.orders,
             "redis_keys_per_order": keys / options.orders,
         },
+    }
+
+
+def floor(code_s_per_event: float, baseline_per_second: float) -> dict[str, float]:
+    """The most the ratio could be if Kafka and Redis cost the worker per event no more than
+    a record costs the relay: the relay's time plus the worker's own code, run alone by the
+    reference model, on one core."""
+    relay_s = 1 / baseline_per_second
+    return {
+        "code_us_per_event": code_s_per_event * 1e6,
+        "relay_us_per_record": relay_s * 1e6,
+        "ratio_bound": relay_s / (relay_s + code_s_per_event),
     }
 
 
