@@ -369,8 +369,9 @@ async def paced(
     for event, stamp in zip(events, stamps, strict=True):
         sent.setdefault(event["id"], stamp)  # a duplicate's output, if any, is its original's
     first = deployment.outputs.first_by_cause
-    # Live input can be applied out of event-time order, and then some outputs differ from the
-    # reference model's: stop waiting once the outputs have stopped coming.
+    # The worker gives the reference model's outputs whatever the arrival order, but another
+    # contender (bench/quix_baseline.py) may not: stop waiting once the outputs stop coming, and
+    # count what never came (`unmatched`).
     await deployment.wait_for(causes, first, "paced inputs' outputs", 120, quiet_s=5)
     delays = sorted(first[cause] - stamp for cause, stamp in sent.items() if cause in first)
     cuts = statistics.quantiles(delays, n=100, method="inclusive")

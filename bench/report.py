@@ -76,8 +76,7 @@ def table(results: dict[str, Any]) -> str:
         ("worker, 1 process, full speed (group join → last output)", _rate(one, "events/s")),
         ("**worker / transport ceiling**", f"**{ratios['worker_over_baseline']:.1%}**"),
         (
-            "the worker's code alone (reference model, no Kafka, no Redis): CPU per event; "
-            "the relay's time per record; the ratio that leaves",
+            "floor: worker code alone (simulate) per event; relay per record; ratio bound",
             f"{floor['code_us_per_event']:.0f} µs; {floor['relay_us_per_record']:.0f} µs; "
             f"at most {floor['ratio_bound']:.1%}",
         ),

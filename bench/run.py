@@ -28,6 +28,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +39,7 @@ from redis.asyncio import Redis
 
 from bench import report
 from bench.baseline import Rate, consume_parse_produce
-from bench.generator import Event, StreamSpec, generate
+from bench.generator import START, Event, StreamSpec, generate
 from bench.measure import (
     Deployment,
     FullSpeed,
@@ -81,6 +82,7 @@ class Run:
         self.redis_url = redis_url
         self.log_dir = Path(tempfile.mkdtemp(prefix=self.id))  # kept if the run fails
         self.started = time.monotonic()
+        self._later_streams = 0
 
     def progress(self, message: str) -> None:
         print(f"[{time.monotonic() - self.started:6.1f}s] {message}", flush=True)
@@ -111,11 +113,19 @@ class Run:
     def prefix(self, name: str) -> str:
         return f"{self.id}{name}-"
 
-    def stream(self, name: str) -> list[Event]:
+    def stream(self, name: str, start: datetime = START) -> list[Event]:
         spec = StreamSpec(
-            orders=self.options.orders, seed=self.options.seed, prefix=self.prefix(name)
+            orders=self.options.orders,
+            seed=self.options.seed,
+            prefix=self.prefix(name),
+            start=start,
         )
         return generate(spec)
+
+    def later_stream(self, name: str) -> list[Event]:
+        """A stream for workers that already applied others: a day after the one before."""
+        self._later_streams += 1
+        return self.stream(name, START + timedelta(days=self._later_streams))
 
 
 async def measure(run: Run) -> dict[str, Any]:
@@ -230,7 +240,7 @@ async def paced_latency(
     """Pace the first `latency_s` worth of a fresh copy of the stream (its ids prefixed with
     `name`, by default after the load) at `rate` per second."""
     name = name or f"lat{load * 100:.0f}"
-    events = run.stream(name)[: max(2, int(rate * run.options.latency_s))]
+    events = run.later_stream(name)[: max(2, int(rate * run.options.latency_s))]
     run.progress(f"  {len(events):,} events at {rate:,.0f}/s")
     causes = reference.causes_in(events, run.prefix(name))
     return await paced(deployment, events, causes, load, rate)
