@@ -16,7 +16,7 @@ import contextlib
 import json
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.structs import RecordMetadata
@@ -115,7 +115,7 @@ async def _send(producer: AIOKafkaProducer, record: Raw) -> asyncio.Future[Recor
             batch, record.topic, partition=record.partition
         )
         return sent
-    sent = await producer.send(
+    future = producer.send(
         record.topic,
         record.value,
         key=record.key,
@@ -123,7 +123,7 @@ async def _send(producer: AIOKafkaProducer, record: Raw) -> asyncio.Future[Recor
         headers=list(record.headers),
         timestamp_ms=record.timestamp_ms,
     )
-    return sent
+    return cast("asyncio.Future[RecordMetadata]", await future)
 
 
 def reference(settings: Settings, sent: Sequence[Sent]) -> Simulation:
