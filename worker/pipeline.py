@@ -36,7 +36,7 @@ from pydantic import BaseModel
 
 from schemas.outbound import CommandRejectedData, UpdateStaleData
 from worker.engine.control import Frontier, Routing, Watermark, watermark_records
-from worker.engine.errors import MembershipLost, retrying
+from worker.engine.errors import Fatal, MembershipLost, retrying
 from worker.engine.group import GroupState
 from worker.engine.merge import NEVER, Item, Partition
 from worker.engine.records import (
@@ -267,6 +267,16 @@ class Pipeline(Generic[V, R]):
         """Write each group's batch atomically; put first what an earlier attempt left."""
         committed = await self.retrying(lambda: self.store.commit(writes), "commit")
         for partition, result in committed.items():
+            if not result.written and result.found == 0:
+                # Versions only grow: a group this stage wrote has no version only when Redis lost
+                # it (restarted empty, flushed, failed over to a replica that never had it).
+                raise Fatal(
+                    f"Redis has lost acknowledged writes: stage {self.stage.name} group "
+                    f"{partition} was written at version {writes[partition].meta.version}, and "
+                    "Redis now holds nothing of it. Restore Redis (append-only file, replica) or "
+                    "reset the consumer groups deliberately; the worker will not compute from "
+                    "empty state."
+                )
             if not result.written:
                 raise MembershipLost(f"another instance wrote {self.stage.name} group {partition}")
             groups[partition].meta = writes[partition].meta

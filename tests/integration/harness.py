@@ -21,6 +21,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from redis.asyncio import Redis
 
 from worker.app import Worker
+from worker.config import redis_client
 from worker.engine.control import CONTROL, WATERMARK
 from worker.pipeline import BatchReport
 from worker.settings import Settings
@@ -91,7 +92,7 @@ async def running_worker(
     settings: Settings, clock: Callable[[], datetime] | None = None
 ) -> AsyncIterator[RunningWorker]:
     running = RunningWorker(settings)
-    redis = Redis.from_url(settings.redis_url)
+    redis = redis_client(settings)  # with the configured timeouts, as `order-status run` has it
     worker = Worker(settings, redis, running.report)
     if clock is not None:
         worker.clock = clock
@@ -203,17 +204,19 @@ def worker_env(settings: Settings, **overrides: str) -> dict[str, str]:
 
 
 class WorkerProcess:
-    """`order-status run` as a child process, to be killed and restarted like a real deployment."""
+    """`order-status run` as a child process, to be killed and restarted like a real deployment
+    (`module`: another entry point that runs it, such as one that dies at a given step)."""
 
-    def __init__(self, env: dict[str, str], log_path: str) -> None:
+    def __init__(self, env: dict[str, str], log_path: str, module: str = "worker.cli") -> None:
         self._env = env
         self._log_path = log_path
+        self._module = module
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
         with open(self._log_path, "ab") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "worker.cli", "run"],
+                [sys.executable, "-m", self._module, "run"],
                 env=self._env,
                 stdout=log,
                 stderr=subprocess.STDOUT,

@@ -11,28 +11,19 @@ topic byte for byte. `DIFFERENTIAL_SEEDS=n` runs n seeds of each (CI runs a few)
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import json
 import os
 import random
-from collections import defaultdict
-from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaProducer
 from aiokafka.structs import RecordMetadata
 from redis.asyncio import Redis
 
-from tests.integration.harness import (
-    WorkerProcess,
-    is_control,
-    running_worker,
-    snapshots,
-    worker_env,
-)
+from tests.integration.harness import WorkerProcess, running_worker, snapshots, worker_env
+from tests.integration.outputs import Outputs, reading_outputs, wait_for
 from tests.integration.streams import Feed, Published, feed
 from worker.settings import Settings
 from worker.simulate import Simulation, simulate
@@ -41,57 +32,6 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 SEEDS = [20261202 + n for n in range(int(os.environ.get("DIFFERENTIAL_SEEDS", "2")))]
 ORDERS = 40
-
-
-@dataclass
-class Outputs:
-    """Everything the worker published, read from the start: payloads by id, dead letters."""
-
-    payloads: dict[str, set[bytes]] = field(default_factory=lambda: defaultdict(set))
-    dead: list[tuple[bytes | None, bytes | None, list[tuple[str, bytes | None]]]] = field(
-        default_factory=list
-    )
-    arrived: asyncio.Event = field(default_factory=asyncio.Event)
-
-
-async def read_outputs(settings: Settings, outputs: Outputs, stop: asyncio.Event) -> None:
-    topics = settings.topics
-    consumer = AIOKafkaConsumer(
-        topics.order_status,
-        topics.ops,
-        topics.service_status,
-        topics.service_actions,
-        topics.activity_inputs,
-        topics.dead_letter,
-        bootstrap_servers=settings.bootstrap_servers,
-        group_id=None,
-        auto_offset_reset="earliest",
-    )
-    await consumer.start()
-    try:
-        while not stop.is_set():
-            for records in (await consumer.getmany(timeout_ms=100)).values():
-                for record in records:
-                    if record.topic == topics.dead_letter:
-                        outputs.dead.append((record.key, record.value, list(record.headers)))
-                    elif not is_control(record.headers):
-                        assert record.value is not None
-                        outputs.payloads[json.loads(record.value)["id"]].add(record.value)
-                    outputs.arrived.set()
-    finally:
-        await consumer.stop()
-
-
-@contextlib.asynccontextmanager
-async def reading_outputs(settings: Settings) -> AsyncIterator[Outputs]:
-    """Everything the worker publishes, read in the background while the block runs."""
-    outputs, stop = Outputs(), asyncio.Event()
-    reading = asyncio.create_task(read_outputs(settings, outputs, stop))
-    try:
-        yield outputs
-    finally:
-        stop.set()
-        await reading
 
 
 async def send(producer: AIOKafkaProducer, settings: Settings, record: Published) -> RecordMetadata:
@@ -131,14 +71,6 @@ async def publish_live(
 
 def stream_with(record: Published, moment: datetime) -> Published:
     return Feed([record]).stamped([moment]).records[0]
-
-
-async def wait_for(outputs: Outputs, expected: set[str], dead: int, timeout_s: float) -> None:
-    async with asyncio.timeout(timeout_s):
-        while not (expected <= outputs.payloads.keys() and len(outputs.dead) >= dead):
-            outputs.arrived.clear()
-            await outputs.arrived.wait()
-    await asyncio.sleep(1.0)  # anything beyond the expected would show now
 
 
 async def check(

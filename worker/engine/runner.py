@@ -144,7 +144,10 @@ class StageRunner:
                 self.pipeline.owner = self.owns(generation)
                 try:
                     if self._pending:
-                        await self._recover(generation)
+                        recovered = await self._recover(generation)
+                        # Read before the recovery's seek (from where the consumer stood, maybe
+                        # past an abandoned batch): read again from where the state is.
+                        records = [r for r in records if r.partition not in recovered]
                     report = await self.pipeline.process(records, consumer)
                     self._pause_full()
                     self._report_lag()
@@ -167,10 +170,12 @@ class StageRunner:
             self.pipeline.store.forget(group)
         self._pending = {tp.partition for tp in self.consumer.assignment()}
 
-    async def _recover(self, generation: int) -> None:
+    async def _recover(self, generation: int) -> set[int]:
+        """Take up the pending groups from Redis: the groups recovered."""
         pipeline = self.pipeline
         consumer = self.consumer
         owner = self.owns(generation)
+        recovered_groups = set(self._pending)
         for group_number in sorted(self._pending):
             recovered = await pipeline.retrying(
                 partial(pipeline.store.recover, group_number), "recover"
@@ -192,9 +197,9 @@ class StageRunner:
             )
             group = GroupState(group_number, merge, meta, partitions)
             for tp in tps:
-                resume = meta.offsets.get(tp.topic)
-                if resume is None:
-                    continue
+                # Where the state is; where Redis has nothing of a topic, nothing of it was
+                # applied: from its start (the consumer may stand past an abandoned batch).
+                resume = meta.offsets.get(tp.topic, 0)
                 group.next_offsets[Partition(tp.topic, group_number)] = resume
                 consumer.seek(tp, resume)
             group.next_sequences = dict(meta.sequences)
@@ -212,6 +217,7 @@ class StageRunner:
                 version=meta.version,
                 republished=len(recovered.leftovers),
             )
+        return recovered_groups
 
     def _report_lag(self) -> None:
         """Records on the broker not yet applied, per owned partition."""

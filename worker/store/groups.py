@@ -166,6 +166,7 @@ class GroupWrite(Generic[R]):
 class Committed:
     written: bool
     leftovers: int  # outbox entries an earlier attempt left (when written)
+    found: int = 0  # the group's version in Redis (when refused): 0, its meta is gone
 
 
 class ScriptRunner:
@@ -306,7 +307,9 @@ class StageStore(Generic[R]):
         replies = await self._commit.run_each(calls)
         committed: dict[int, Committed] = {}
         for (partition, write), (written, detail) in zip(writes.items(), replies, strict=True):
-            committed[partition] = Committed(written == 1, int(detail) if written == 1 else 0)
+            committed[partition] = (
+                Committed(True, int(detail)) if written == 1 else Committed(False, 0, int(detail))
+            )
             if written == 1:
                 write.meta.version += 1
                 self._remember(partition, write.records)
