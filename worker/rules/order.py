@@ -99,8 +99,7 @@ def _judge(outcome: Outcome, moment: datetime, policy: Policy, caused_by: str | 
     """Judge the order's jeopardy at `moment` (see `jeopardy.judge`)."""
     record = outcome.record
     order = record.order
-    if order is None:
-        return
+    assert order is not None  # judged after a change to it, or when its own timer fell due
     limits = None if record.deleted else policy.jeopardy[order.profile]
     outcome.emitted.extend(judge(order, limits, moment, caused_by))
 
