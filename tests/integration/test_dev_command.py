@@ -32,5 +32,12 @@ def test_dev_once_plays_the_demo_to_completed_and_exits_0(redis_url: str) -> Non
     assert any("account ACC-7 is now active" in line for line in lines)
     assert any("fallout.raised" in line for line in lines)
     assert any("fallout.resolved" in line for line in lines)
+    # O-1002's task stuck on hold: in jeopardy once, out of it once.
+    jeopardy = [line.split()[1:4] for line in lines if "jeopardy." in line]
+    assert jeopardy == [
+        ["jeopardy.raised", "task", "T-4:"],
+        ["jeopardy.cleared", "task", "T-4:"],
+    ]
+    assert any(line.startswith("order O-1002  completed  (profile") for line in lines)
     assert "order O-1001  completed  (profile standard, account ACC-7)" in lines
     assert not any("refused" in line for line in lines), result.stdout

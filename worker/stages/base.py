@@ -187,6 +187,7 @@ def policy(settings: Settings) -> Policy:
     return Policy(
         default_profile=settings.default_profile,
         park_timeout=timedelta(seconds=settings.park_timeout_s),
+        jeopardy=settings.jeopardy.limits(),
     )
 
 
