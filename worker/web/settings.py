@@ -14,15 +14,24 @@ class WebSettings(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     bearer_token: SecretStr | None = Field(
-        default=None, min_length=1, description="Accepted as `Authorization: Bearer <token>`."
+        default=None,
+        min_length=1,
+        description="The plan view accepts `Authorization: Bearer <token>` (a secret: never "
+        "logged). With neither this nor basic-auth credentials, the plan is served only on a "
+        "loopback address.",
     )
     basic_username: str | None = Field(
         default=None,
         min_length=1,
         pattern="^[^:]*$",  # RFC 7617: the first colon ends the user-id
-        description="With basic_password: accepted as HTTP basic authentication.",
+        description="With ORDER_STATUS_WEB__BASIC_PASSWORD: the plan view accepts HTTP basic "
+        "authentication.",
     )
-    basic_password: SecretStr | None = Field(default=None, min_length=1)
+    basic_password: SecretStr | None = Field(
+        default=None,
+        min_length=1,
+        description="With ORDER_STATUS_WEB__BASIC_USERNAME (a secret: never logged).",
+    )
 
     @model_validator(mode="after")
     def _basic_needs_both(self) -> WebSettings:
