@@ -215,7 +215,11 @@ class Worker:
                 "ORDER_STATUS_WEB__BASIC_PASSWORD",
             )
             return []
-        return plan_routes(PlanStore(self.redis, settings.group_id), settings.web)
+        return plan_routes(
+            PlanStore(self.redis, settings.group_id),
+            settings.web,
+            timeline_limit=settings.web.timeline_events,
+        )
 
     def request_stop(self) -> None:
         """SIGTERM: every stage stops after the batch in hand."""

@@ -82,7 +82,6 @@ async def test_every_index_is_bounded_and_lists_newest_first(
     redis: Redis, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(plan, "LIST_CAP", 3)
-    monkeypatch.setattr(plan, "TIMELINE_CAP", 4)
     namespace = unique("plan")
     await record_topology(redis, namespace, StageCounts(2, 1, 1))
     store: StageStore[OrderRecord] = StageStore(
@@ -111,6 +110,7 @@ async def test_every_index_is_bounded_and_lists_newest_first(
                 outcome.record,
                 outcome.emitted,
                 start + timedelta(seconds=second),
+                timeline_events=4,
             )
         )
         assert (await store.commit({group: batch}))[group].written

@@ -107,4 +107,5 @@ class OrdersStage:
         emitted: Sequence[Emitted],
         written_at: datetime,
     ) -> list[Op]:
-        return plan_ops(keys_tag, entity_id, before, after, emitted, written_at)
+        timeline_events = self.settings.web.timeline_events
+        return plan_ops(keys_tag, entity_id, before, after, emitted, written_at, timeline_events)
