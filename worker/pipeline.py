@@ -246,6 +246,7 @@ class Pipeline(Generic[V, R]):
                     loaded[partition],
                     dead.get(partition, []),
                     report,
+                    now,
                 )
 
             # 6. Write each group's batch atomically.
@@ -375,8 +376,10 @@ class Pipeline(Generic[V, R]):
         loaded: Mapping[str, R | None],
         dead: list[OutboxEntry],
         report: BatchReport,
+        now: datetime,
     ) -> tuple[GroupWrite[R], list[OutboxEntry]]:
-        """Every entity of the group through the rules: the group's write and its outbox."""
+        """Every entity of the group through the rules: the group's write and its outbox (`now`:
+        when the batch started, for the stage's indexes)."""
         keys = self.store.keys(group.partition)
         until = from_us(max(group.frontier, 0))
         write: GroupWrite[R] = GroupWrite(group.meta)
@@ -393,7 +396,11 @@ class Pipeline(Generic[V, R]):
                 write.ops.append(("Z", keys.timers, due_ms, entity_id))
                 floor = group.due_floor_ms
                 group.due_floor_ms = due_ms if floor is None else min(floor, due_ms)
-            write.ops.extend(self.stage.extra_ops(keys.tag, entity_id, before, settled.record))
+            write.ops.extend(
+                self.stage.extra_ops(
+                    keys.tag, entity_id, before, settled.record, settled.emitted, now
+                )
+            )
             report.emitted.extend(settled.emitted)
             _log_refusals(settled.emitted)
             for emitted in settled.emitted:

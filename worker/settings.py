@@ -17,6 +17,7 @@ from schemas.outbound import JeopardyLevel
 from schemas.topics import DEFAULT_BOOTSTRAP_SERVERS, Topics
 from worker.rules.inputs import DEFAULT_JEOPARDY, LONGEST, JeopardyLimits
 from worker.rules.states import Profile
+from worker.web.settings import WebSettings
 
 __all__ = ["JeopardySettings", "Settings", "Topics"]
 
@@ -272,14 +273,18 @@ class Settings(BaseSettings):
     http_host: str = Field(
         default="127.0.0.1",
         min_length=1,
-        description="Address of the HTTP server for /metrics, /health/live and /health/ready "
-        "(0.0.0.0 in a container, so probes and Prometheus reach it).",
+        description="Address of the HTTP server for /metrics, /health/live, /health/ready and "
+        "the plan view (0.0.0.0 in a container, so probes and Prometheus reach it).",
     )
     http_port: int = Field(
         default=8080,
         ge=0,
         le=65535,
         description="Port of the HTTP server; 0 picks a free port (the start-up line says which).",
+    )
+    web: WebSettings = Field(
+        default=WebSettings(),
+        description="Who may read the plan view served beside the metrics (issue 15).",
     )
     liveness_stall_s: float = Field(
         default=120.0,

@@ -22,9 +22,10 @@ from redis.asyncio import Redis
 
 from worker.app import Worker
 from worker.config import redis_client
+from worker.dev import create_topics
 from worker.engine.control import CONTROL, WATERMARK
 from worker.pipeline import BatchReport
-from worker.settings import Settings
+from worker.settings import Settings, Topics
 from worker.store.reader import Snapshots
 
 T = TypeVar("T")
@@ -67,6 +68,25 @@ async def eventually(
                 await asyncio.sleep(every_s)
     except TimeoutError:
         pytest.fail(f"still {answer!r}, not {expected!r}, after {timeout_s}s")
+
+
+async def new_settings(bootstrap_servers: str, redis_url: str) -> Settings:
+    """Settings of a worker of its own: topics (created here), consumer group and namespace."""
+    run = uuid.uuid4().hex[:8]
+    topics = Topics(**{name: f"{value}.{run}" for name, value in Topics().model_dump().items()})
+    settings = Settings(
+        bootstrap_servers=bootstrap_servers,
+        redis_url=redis_url,
+        group_id=f"worker-{run}",
+        topics=topics,
+        producer_idempotence=False,
+        session_timeout_ms=2000,
+        heartbeat_interval_ms=300,
+        batch_timeout_ms=20,
+        log_format="console",
+    )
+    await create_topics(settings)
+    return settings
 
 
 def is_control(headers: Sequence[tuple[str, bytes | None]]) -> bool:

@@ -1,8 +1,10 @@
-"""`order-status dev --once` as a new user runs it: the demo ends with the order completed."""
+"""`order-status dev --once` as a new user runs it: the demo ends with the order completed, and the
+last line is the address of its plan page."""
 
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 
@@ -41,3 +43,4 @@ def test_dev_once_plays_the_demo_to_completed_and_exits_0(redis_url: str) -> Non
     assert any(line.startswith("order O-1002  completed  (profile") for line in lines)
     assert "order O-1001  completed  (profile standard, account ACC-7)" in lines
     assert not any("refused" in line for line in lines), result.stdout
+    assert re.fullmatch(r"plan of the demo order: http://127\.0\.0\.1:\d+/orders/O-1001", lines[-1])

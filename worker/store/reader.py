@@ -58,12 +58,18 @@ class Snapshots:
                 )
         return self._counts
 
-    async def _get(self, stage: str, entity_id: str) -> bytes | None:
+    async def group_keys(self, stage: str, entity_id: str) -> GroupKeys | None:
+        """The keys of the stage's group that holds the entity (None: see `counts`)."""
         counts = await self.counts()
         if counts is None:
             return None
         groups = {"orders": counts.orders, "services": counts.services}.get(stage, counts.activity)
-        keys = GroupKeys(self._namespace, stage, partition_for(entity_id.encode(), groups))
+        return GroupKeys(self._namespace, stage, partition_for(entity_id.encode(), groups))
+
+    async def _get(self, stage: str, entity_id: str) -> bytes | None:
+        keys = await self.group_keys(stage, entity_id)
+        if keys is None:
+            return None
         raw = await self._redis.get(keys.entity(entity_id))
         assert raw is None or isinstance(raw, bytes)  # a client without decode_responses
         return raw

@@ -109,6 +109,10 @@ class OrderView(Frozen):
     services: list[ServiceSummary]
     timeline: list[TimelineStep]  # newest first
     parked: list[ParkedView]
+    # Jeopardy (issue 16) belongs here, beside `fallouts`, once the snapshot keeps it: the open
+    # episodes of the order and its entities, read from the record the way `_fallouts` reads
+    # fallouts, with a fragment of its own on the page. Its `jeopardy.*` events already show on
+    # the timeline by their type (`timeline_entry`'s fallback).
 
 
 def order_view(
