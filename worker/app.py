@@ -17,7 +17,6 @@ from typing import Any
 
 import structlog
 from aiokafka.admin import AIOKafkaAdminClient
-from redis.asyncio import Redis
 
 from worker.engine.errors import Fatal
 from worker.engine.observer import EngineObserver
@@ -31,7 +30,7 @@ from worker.stages.activity import ActivityStage
 from worker.stages.base import Stage
 from worker.stages.orders import OrdersStage
 from worker.stages.services import ServicesStage
-from worker.store.groups import StageStore
+from worker.store.groups import RedisClient, StageStore
 from worker.store.reader import StageCounts, record_topology
 from worker.topology import Partitions, ensure_topics
 
@@ -72,7 +71,7 @@ class Worker:
     log progress: `order-status run` and `dev` do; tests need not."""
 
     settings: Settings
-    redis: Redis
+    redis: RedisClient
     on_batch: BatchListener | None = None
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
     serve_http: bool = False
