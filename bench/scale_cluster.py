@@ -45,6 +45,11 @@ class Node:
         with self.client() as client:
             return str(client.execute_command("ROLE")[0].decode())
 
+    def primary_port(self) -> int:
+        """A replica's primary."""
+        with self.client() as client:
+            return int(client.info("replication")["master_port"])
+
 
 @dataclass
 class LocalCluster:

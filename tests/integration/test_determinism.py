@@ -36,6 +36,7 @@ from tests.integration.harness import (
 from tests.integration.streams import Feed, Published, feed
 from worker.settings import Settings
 from worker.simulate import Simulation, simulate
+from worker.store.groups import RedisClient
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -143,7 +144,7 @@ async def wait_for(outputs: Outputs, expected: set[str], dead: int, timeout_s: f
 
 async def check(
     settings: Settings,
-    redis: Redis,
+    redis: RedisClient,
     published: Feed,
     metadata: list[RecordMetadata],
     outputs: Outputs,

@@ -286,7 +286,9 @@ class StageStore(Generic[R]):
         async with self._redis.pipeline(transaction=False) as pipe:
             for partition, entity_ids in missing.items():
                 keys = self.keys(partition)
-                pipe.mget([keys.entity(entity_id) for entity_id in entity_ids])
+                # Raw MGET: redis-py refuses `pipe.mget` on a cluster pipeline (keys of several
+                # slots), but these share the group's slot.
+                pipe.execute_command("MGET", *[keys.entity(entity_id) for entity_id in entity_ids])
             replies: list[list[bytes | None]] = await pipe.execute()
         for (partition, entity_ids), values in zip(missing.items(), replies, strict=True):
             for entity_id, raw in zip(entity_ids, values, strict=True):
