@@ -18,7 +18,6 @@ from typing import Any
 
 import structlog
 from aiokafka.admin import AIOKafkaAdminClient
-from redis.asyncio import Redis
 from starlette.routing import BaseRoute
 
 from worker.engine.errors import Fatal
@@ -33,7 +32,7 @@ from worker.stages.activity import ActivityStage
 from worker.stages.base import Stage
 from worker.stages.orders import OrdersStage
 from worker.stages.services import ServicesStage
-from worker.store.groups import StageStore
+from worker.store.groups import RedisClient, StageStore
 from worker.store.plan import PlanStore
 from worker.store.reader import StageCounts, record_topology
 from worker.topology import Partitions, ensure_topics
@@ -76,7 +75,7 @@ class Worker:
     log progress: `order-status run` and `dev` do; tests need not."""
 
     settings: Settings
-    redis: Redis
+    redis: RedisClient
     on_batch: BatchListener | None = None
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
     serve_http: bool = False

@@ -20,7 +20,7 @@ import annotated_types
 from pydantic import BaseModel, SecretStr, ValidationError
 from pydantic.fields import FieldInfo
 from pydantic_core import ErrorDetails
-from redis.asyncio import Redis
+from redis.asyncio import Redis, RedisCluster
 
 from worker.settings import Settings
 
@@ -66,10 +66,11 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Loaded:
     return Loaded(settings, unknown_variables(os.environ if environ is None else environ))
 
 
-def redis_client(settings: Settings) -> Redis:
-    """Redis at REDIS_URL with the configured timeouts: a Redis that stops answering fails the
-    command (and the batch retries) instead of hanging it."""
-    return Redis.from_url(
+def redis_client(settings: Settings) -> Redis | RedisCluster:
+    """Redis at REDIS_URL, standalone or cluster, with the configured timeouts: a Redis that stops
+    answering fails the command (and the batch retries) instead of hanging it."""
+    client = RedisCluster if settings.redis_cluster else Redis
+    return client.from_url(
         settings.redis_url,
         socket_timeout=settings.redis_socket_timeout_s,
         socket_connect_timeout=settings.redis_connect_timeout_s,

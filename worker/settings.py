@@ -119,9 +119,16 @@ class Settings(BaseSettings):
     redis_url: str = Field(
         default="redis://127.0.0.1:6379/0",
         validation_alias="REDIS_URL",
-        description="Redis, standalone or a cluster endpoint (all keys of an order share a hash "
-        "tag). The conventional REDIS_URL: ORDER_STATUS_REDIS_URL is not read. Never logged "
+        description="Redis, standalone or (with ORDER_STATUS_REDIS_CLUSTER) a node of a "
+        "cluster. The conventional REDIS_URL: ORDER_STATUS_REDIS_URL is not read. Never logged "
         "with its password.",
+    )
+    redis_cluster: bool = Field(
+        default=False,
+        description="REDIS_URL is a node of a Redis Cluster (any one: the client learns the others "
+        "and follows slot moves and failovers). Each partition's keys share one hash tag, so every "
+        "batch write is one script on the node that holds its slot. A standalone client pointed at "
+        "a cluster stops at start with an error saying to set this.",
     )
     group_id: str = Field(
         default="order-status-worker",

@@ -18,7 +18,6 @@ from typing import Any, TypeVar
 
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-from redis.asyncio import Redis
 
 from worker.app import Worker
 from worker.config import redis_client
@@ -26,6 +25,7 @@ from worker.dev import create_topics
 from worker.engine.control import CONTROL, WATERMARK
 from worker.pipeline import BatchReport
 from worker.settings import Settings, Topics
+from worker.store.groups import RedisClient
 from worker.store.reader import Snapshots
 
 T = TypeVar("T")
@@ -94,12 +94,12 @@ def is_control(headers: Sequence[tuple[str, bytes | None]]) -> bool:
     return (CONTROL, WATERMARK) in headers
 
 
-def snapshots(redis: Redis, settings: Settings) -> Snapshots:
+def snapshots(redis: RedisClient, settings: Settings) -> Snapshots:
     """The worker's snapshots, found by id (state is kept per partition)."""
     return Snapshots(redis, settings.group_id)
 
 
-async def outbox_entries(redis: Redis, settings: Settings) -> int:
+async def outbox_entries(redis: RedisClient, settings: Settings) -> int:
     """How many outputs the worker's outboxes still hold (not acknowledged by the broker)."""
     total = 0
     async for key in redis.scan_iter(match=f"{{{settings.group_id}:*}}:outbox"):
@@ -207,6 +207,7 @@ def worker_env(settings: Settings, **overrides: str) -> dict[str, str]:
         **os.environ,
         "ORDER_STATUS_BOOTSTRAP_SERVERS": settings.bootstrap_servers,
         "REDIS_URL": settings.redis_url,
+        "ORDER_STATUS_REDIS_CLUSTER": str(settings.redis_cluster).lower(),
         "ORDER_STATUS_GROUP_ID": settings.group_id,
         "ORDER_STATUS_PRODUCER_IDEMPOTENCE": "false",
         "ORDER_STATUS_SESSION_TIMEOUT_MS": str(settings.session_timeout_ms),

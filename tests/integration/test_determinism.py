@@ -27,6 +27,7 @@ from tests.integration.outputs import Outputs, reading_outputs, wait_for
 from tests.integration.streams import Feed, Published, feed
 from worker.settings import Settings
 from worker.simulate import Simulation, simulate
+from worker.store.groups import RedisClient
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -75,7 +76,7 @@ def stream_with(record: Published, moment: datetime) -> Published:
 
 async def check(
     settings: Settings,
-    redis: Redis,
+    redis: RedisClient,
     published: Feed,
     metadata: list[RecordMetadata],
     outputs: Outputs,

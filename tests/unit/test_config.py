@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 import redis
+from redis.asyncio import RedisCluster
 
 from worker.cli import main
 from worker.config import (
@@ -232,9 +233,17 @@ def test_show_never_prints_the_redis_password(
     assert "s3cret" not in printed.out + printed.err
 
 
-def test_the_redis_client_has_the_configured_timeouts() -> None:
-    settings = Settings(redis_socket_timeout_s=3.5, redis_connect_timeout_s=1.5)
-    options = redis_client(settings).connection_pool.connection_kwargs
+@pytest.mark.parametrize("cluster", [False, True], ids=["standalone", "cluster"])
+def test_the_redis_client_has_the_configured_timeouts(cluster: bool) -> None:
+    settings = Settings(
+        redis_socket_timeout_s=3.5, redis_connect_timeout_s=1.5, redis_cluster=cluster
+    )
+    client = redis_client(settings)
+    if isinstance(client, RedisCluster):  # each node's connections are made with these
+        options = client.connection_kwargs
+    else:
+        options = client.connection_pool.connection_kwargs
+    assert isinstance(client, RedisCluster) is cluster
     assert (options["socket_timeout"], options["socket_connect_timeout"]) == (3.5, 1.5)
 
 

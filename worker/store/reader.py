@@ -6,13 +6,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from redis.asyncio import Redis
+from redis.exceptions import ResponseError
 
+from worker.engine.errors import Fatal
 from worker.engine.partitioning import partition_for
 from worker.rules import OrderRecord
 from worker.rules.service import ActivityKind, ActivityRecord, ServiceRecord
 from worker.store import codecs
-from worker.store.groups import GroupKeys
+from worker.store.groups import GroupKeys, RedisClient
 
 
 def topology_key(namespace: str) -> str:
@@ -26,12 +27,22 @@ class StageCounts:
     activity: int
 
 
-async def record_topology(redis: Redis, namespace: str, counts: StageCounts) -> StageCounts | None:
+async def record_topology(
+    redis: RedisClient, namespace: str, counts: StageCounts
+) -> StageCounts | None:
     """Record the partition counts the state is keyed by; the counts recorded before, if they
     differ (the state of a group is then somewhere else: see the README on changing counts)."""
     key = topology_key(namespace)
     fields = {"orders": counts.orders, "services": counts.services, "activity": counts.activity}
-    await redis.hsetnx(key, "orders", counts.orders)
+    try:
+        await redis.hsetnx(key, "orders", counts.orders)
+    except ResponseError as error:
+        if str(error).startswith("MOVED"):  # the first command a worker sends: say what is wrong
+            raise Fatal(
+                "REDIS_URL is a node of a Redis Cluster (it answered MOVED): set "
+                "ORDER_STATUS_REDIS_CLUSTER=true"
+            ) from error
+        raise
     await redis.hsetnx(key, "services", counts.services)
     await redis.hsetnx(key, "activity", counts.activity)
     recorded = await redis.hgetall(key)
@@ -42,7 +53,7 @@ async def record_topology(redis: Redis, namespace: str, counts: StageCounts) -> 
 class Snapshots:
     """An order's, service's or owner's record, wherever its partition put it."""
 
-    def __init__(self, redis: Redis, namespace: str) -> None:
+    def __init__(self, redis: RedisClient, namespace: str) -> None:
         self._redis = redis
         self._namespace = namespace
         self._counts: StageCounts | None = None
