@@ -43,4 +43,6 @@ def test_dev_once_plays_the_demo_to_completed_and_exits_0(redis_url: str) -> Non
     assert any(line.startswith("order O-1002  completed  (profile") for line in lines)
     assert "order O-1001  completed  (profile standard, account ACC-7)" in lines
     assert not any("refused" in line for line in lines), result.stdout
-    assert re.fullmatch(r"plan of the demo order: http://127\.0\.0\.1:\d+/orders/O-1001", lines[-1])
+    plan = re.compile(r"plan of the demo order: http://127\.0\.0\.1:\d+/orders/(O-100[12])")
+    pages = [match[1] for line in lines[-2:] if (match := plan.fullmatch(line))]
+    assert pages == ["O-1001", "O-1002"]  # the last lines: where to see each demo order
