@@ -21,6 +21,8 @@ from pydantic import BaseModel, SecretStr, ValidationError
 from pydantic.fields import FieldInfo
 from pydantic_core import ErrorDetails
 from redis.asyncio import Redis, RedisCluster
+from redis.connection import HiredisRespSerializer
+from redis.typing import EncodableT
 
 from worker.settings import Settings
 
@@ -69,12 +71,32 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Loaded:
 def redis_client(settings: Settings) -> Redis | RedisCluster:
     """Redis at REDIS_URL, standalone or cluster, with the configured timeouts: a Redis that stops
     answering fails the command (and the batch retries) instead of hanging it."""
-    client = RedisCluster if settings.redis_cluster else Redis
-    return client.from_url(
+    url, read_s, connect_s = (
         settings.redis_url,
-        socket_timeout=settings.redis_socket_timeout_s,
-        socket_connect_timeout=settings.redis_connect_timeout_s,
+        settings.redis_socket_timeout_s,
+        settings.redis_connect_timeout_s,
     )
+    if settings.redis_cluster:
+        # Its nodes' connections are made inside redis-py: they pack commands in Python.
+        return RedisCluster.from_url(url, socket_timeout=read_s, socket_connect_timeout=connect_s)
+    client = Redis.from_url(url, socket_timeout=read_s, socket_connect_timeout=connect_s)
+    pool = client.connection_pool
+    chosen = pool.connection_class  # by the URL's scheme: TCP, TLS or a Unix socket
+    pool.connection_class = type(f"HiredisPacking{chosen.__name__}", (HiredisPacking, chosen), {})
+    return client
+
+
+class HiredisPacking:
+    """Commands packed by hiredis, as redis-py's sync client does; its asyncio connections pack in
+    Python, which costs five to six times as much on the commit script's hundreds of arguments
+    (BENCHMARKS.md). The bytes on the wire are the same."""
+
+    _serializer = HiredisRespSerializer()
+
+    def pack_command(self, *args: EncodableT) -> list[bytes]:
+        # redis-py annotates each argument of `pack` as a list; it takes what pack_command takes.
+        packed: list[bytes] = self._serializer.pack(*args)  # type: ignore[arg-type]
+        return packed
 
 
 def settings_documentation() -> list[Setting]:
