@@ -123,7 +123,12 @@ async def plan_worker(
     """One worker for a module's tests (each uses order and service ids of its own)."""
     settings = await new_settings(bootstrap_servers, redis_url)
     log = tmp_path_factory.mktemp("worker") / "worker.log"
-    process = WorkerProcess(worker_env(settings, ORDER_STATUS_LOG_LEVEL="INFO"), str(log))
+    # The whole timeline of the tests' orders (the refused command of `order_in_fallout` is older
+    # than the latest 20 events kept by default).
+    env = worker_env(
+        settings, ORDER_STATUS_LOG_LEVEL="INFO", ORDER_STATUS_WEB__TIMELINE_EVENTS="100"
+    )
+    process = WorkerProcess(env, str(log))
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap_servers)
     redis = Redis.from_url(redis_url)
     process.start()
