@@ -137,3 +137,14 @@ async def test_every_index_is_bounded_and_lists_newest_first(
 def _without_origins(record: OrderRecord) -> dict[str, object]:
     """The record but where and when its parked events were received (simulate has no broker)."""
     return record.model_dump(exclude={"parked": {"__all__": {"origin", "received_at"}}})
+
+
+async def test_a_namespace_no_worker_wrote_reads_as_empty(redis: Redis) -> None:
+    store = PlanStore(redis, unique("never-ran"))
+
+    overview = await store.overview(10)
+    assert overview.lists == {name.value: [] for name in PlanList}
+    assert overview.counts == {}
+    assert await store.order("O-1") is None
+    assert await store.order_version("O-1") == 0
+    assert await store.timeline("O-1", 10) == []
