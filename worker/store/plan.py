@@ -174,7 +174,7 @@ class PlanStore:
                 name.value: [
                     ListedOrder(
                         order_id=order_id,
-                        state=states[order_id] or None,
+                        state=states[order_id],
                         changed_at=datetime.fromtimestamp(score / 1000, UTC),
                     )
                     for score, order_id, _ in entries
