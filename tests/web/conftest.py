@@ -123,7 +123,12 @@ async def plan_worker(
     """One worker for a module's tests (each uses order and service ids of its own)."""
     settings = await new_settings(bootstrap_servers, redis_url)
     log = tmp_path_factory.mktemp("worker") / "worker.log"
-    process = WorkerProcess(worker_env(settings, ORDER_STATUS_LOG_LEVEL="INFO"), str(log))
+    # The whole timeline of the tests' orders (the refused command of `order_in_fallout` is older
+    # than the latest 20 events kept by default).
+    env = worker_env(
+        settings, ORDER_STATUS_LOG_LEVEL="INFO", ORDER_STATUS_WEB__TIMELINE_EVENTS="100"
+    )
+    process = WorkerProcess(env, str(log))
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap_servers)
     redis = Redis.from_url(redis_url)
     process.start()
@@ -143,9 +148,8 @@ async def _served_at(log: Path, process: WorkerProcess) -> str:
         while True:
             text = await asyncio.to_thread(log.read_text)
             for line in text.splitlines():
-                entry = json.loads(line)
-                if entry.get("event") == "worker starting":
-                    return str(entry["http"])
+                if '"worker starting"' in line:
+                    return str(json.loads(line)["http"])
             assert process.process is not None
             assert process.process.poll() is None, text
             await asyncio.sleep(0.05)

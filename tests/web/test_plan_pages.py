@@ -93,8 +93,10 @@ def snapshot_tree(order: Order | None, vocabulary: str) -> Tree:
 async def test_the_order_page_shows_the_snapshots_tree_labels_progress_and_fallout(
     page: WebDriver, plan_worker: PlanWorker, artifacts: Path
 ) -> None:
-    order_id = unique("O")
-    await plan_worker.send(*order_in_fallout(OrderEvents(order_id), service_prefix=unique("SVC")))
+    # Ids as people read them (the README shows this page): the worker is this module's own, and
+    # no other test uses them.
+    order_id = "O-2001"
+    await plan_worker.send(*order_in_fallout(OrderEvents(order_id), service_prefix="SVC-FIBER"))
     order = (await plan_worker.snapshot(order_id)).order
     assert order is not None
     page.get(f"{plan_worker.url}/orders/{order_id}")

@@ -88,11 +88,9 @@ def plan_ops(
     ops.extend(("z", keys.list(name), order_id) for name in sorted(listed_before - listed))
     if timeline_events > 0:
         timeline = keys.timeline(order_id)
-        ops.extend(
-            ("L", timeline, timeline_events, _abridged(item))
-            for item in emitted
-            if item.stream in _TIMELINE_STREAMS
-        )
+        # Only the newest can stay (a backlog's batch brings an order dozens of events).
+        kept = [item for item in emitted if item.stream in _TIMELINE_STREAMS][-timeline_events:]
+        ops.extend(("L", timeline, timeline_events, _abridged(item)) for item in kept)
     return ops
 
 
@@ -176,7 +174,7 @@ class PlanStore:
                 name.value: [
                     ListedOrder(
                         order_id=order_id,
-                        state=states[order_id] or None,
+                        state=states[order_id],
                         changed_at=datetime.fromtimestamp(score / 1000, UTC),
                     )
                     for score, order_id, _ in entries

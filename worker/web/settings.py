@@ -34,11 +34,11 @@ class WebSettings(BaseModel):
     )
 
     timeline_events: int = Field(
-        default=50,
+        default=20,
         ge=0,
         le=1000,
         description="Events kept per order in Redis for the plan's timeline and fallout history "
-        "(about 250 bytes each; 0 keeps none).",
+        "(about 350 bytes each in Redis; 0 keeps none).",
     )
 
     @model_validator(mode="after")

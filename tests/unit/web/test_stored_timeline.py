@@ -43,5 +43,7 @@ def test_an_abridged_event_reads_as_the_whole_one() -> None:
         assert timeline_entry(json.loads(abridged)) == timeline_entry(json.loads(event))
     assert sum(map(len, stored)) < sum(map(len, whole)) * 0.55
     assert {op[-2] for op in ops if op[0] == "L"} == {1000}  # each push keeps the latest 1000
+    three = plan_ops("{ns:orders:0}", "O-1", None, outcome.record, outcome.emitted, at, 3)
+    assert [op[-1] for op in three if op[0] == "L"] == stored[-3:]  # only the newest are written
     no_timeline = plan_ops("{ns:orders:0}", "O-1", None, outcome.record, outcome.emitted, at, 0)
     assert [op for op in no_timeline if op[0] == "L"] == []
