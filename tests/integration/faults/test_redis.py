@@ -232,3 +232,16 @@ async def _lose_redis_under_a_running_worker(
     finally:
         await worker.redis.aclose()
     return sent
+
+
+async def test_a_redis_restarted_with_its_append_only_file_loses_nothing(
+    proxied: Settings, producer: AIOKafkaProducer, own_redis: RedisServer, own_redis_client: Redis
+) -> None:
+    @contextlib.asynccontextmanager
+    async def restarted() -> AsyncIterator[None]:
+        own_redis.stop()
+        yield
+        own_redis.start()
+
+    records = generated(proxied, seed=18, orders=ORDERS)
+    await run_through_fault(proxied, producer, own_redis_client, records, restarted, hold_s=2.0)
