@@ -31,10 +31,13 @@ async def record_topology(redis: Redis, namespace: str, counts: StageCounts) -> 
     differ (the state of a group is then somewhere else: see the README on changing counts)."""
     key = topology_key(namespace)
     fields = {"orders": counts.orders, "services": counts.services, "activity": counts.activity}
-    await redis.hsetnx(key, "orders", counts.orders)
-    await redis.hsetnx(key, "services", counts.services)
-    await redis.hsetnx(key, "activity", counts.activity)
-    recorded = await redis.hgetall(key)
+    # One transaction: instances starting together record one instance's counts whole, never a
+    # mix of theirs.
+    async with redis.pipeline(transaction=True) as transaction:
+        for name, count in fields.items():
+            transaction.hsetnx(key, name, count)
+        transaction.hgetall(key)
+        *_, recorded = await transaction.execute()
     before = StageCounts(*(int(recorded[name.encode()]) for name in fields))
     return None if before == counts else before
 

@@ -28,12 +28,13 @@ from tests.integration.faults.scenario import (
     thirds,
 )
 from tests.integration.faults.servers import RedisServer, TcpProxy, redis_server
-from tests.integration.harness import running_worker
+from tests.integration.harness import running_worker, unique
 from tests.integration.outputs import Outputs, reading_outputs
 from worker.app import Worker
 from worker.config import redis_client
 from worker.engine.errors import Fatal
 from worker.settings import Settings
+from worker.store.reader import Snapshots, StageCounts, record_topology
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -245,3 +246,17 @@ async def test_a_redis_restarted_with_its_append_only_file_loses_nothing(
 
     records = generated(proxied, seed=18, orders=ORDERS)
     await run_through_fault(proxied, producer, own_redis_client, records, restarted, hold_s=2.0)
+
+
+async def test_instances_starting_together_record_one_instances_partition_counts(
+    redis: Redis,
+) -> None:
+    """The partition counts the state is keyed by are recorded whole by one instance: two
+    deployments starting at once with different topics never leave a mix that neither has."""
+    namespace = unique("topology")
+    claims = [StageCounts(n, n + 100, n + 200) for n in range(1, 21)]
+    answers = await asyncio.gather(*(record_topology(redis, namespace, c) for c in claims))
+    recorded = await Snapshots(redis, namespace).counts()
+    assert recorded in claims
+    assert [answer is None for answer in answers].count(True) == 1
+    assert all(answer in (None, recorded) for answer in answers)
