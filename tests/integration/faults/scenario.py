@@ -23,7 +23,7 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.structs import RecordMetadata
 from redis.asyncio import Redis
 
-from tests.integration.harness import outbox_entries, running_worker, snapshots
+from tests.integration.harness import assert_snapshots_equal, outbox_entries, running_worker
 from tests.integration.outputs import Outputs, reading_outputs, wait_for
 from tests.integration.streams import feed
 from worker.engine.partitioning import partition_for
@@ -172,14 +172,7 @@ async def check(
     missing, unexpected = ids - outputs.payloads.keys(), outputs.payloads.keys() - ids
     assert not missing, f"{len(missing)} output(s) lost, e.g. {sorted(missing)[:3]}"
     assert not unexpected, f"{len(unexpected)} output(s) not expected: {sorted(unexpected)[:3]}"
-    reader = snapshots(redis, settings)
-    for order_id, record in expected.records.items():
-        assert await reader.order(order_id) == record, order_id
-    for service_id, service in expected.services.items():
-        assert await reader.service(service_id) == service, service_id
-    for key, activity in expected.activity.items():
-        kind, owner = key.split(":", 1)
-        assert await reader.activity(kind, owner) == activity, key  # type: ignore[arg-type]
+    await assert_snapshots_equal(redis, settings, expected)
     check_dead_letters(outputs, sent, settings.max_record_bytes)
     assert await outbox_entries(redis, settings) == 0
 

@@ -19,7 +19,7 @@ from worker.settings import Settings
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
-PAUSE_S = 5.0
+PAUSE_S = 3.0
 
 
 @pytest.fixture
@@ -44,7 +44,7 @@ async def test_the_broker_paused_past_the_session_timeout_loses_nothing(
         asyncio.get_running_loop().call_later(PAUSE_S, own_broker.resume)
         yield
 
-    records = generated(settings, seed=41, orders=24)
+    records = generated(settings, seed=41, orders=12)
     producer = AIOKafkaProducer(bootstrap_servers=settings.bootstrap_servers)
     await producer.start()
     try:

@@ -38,7 +38,7 @@ from worker.store.reader import Snapshots, StageCounts, record_topology
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
-ORDERS = 24
+ORDERS = 12
 
 
 async def test_connections_dropped_again_and_again_lose_nothing(
@@ -58,7 +58,7 @@ async def test_connections_dropped_again_and_again_lose_nothing(
             dropping.cancel()
 
     records = generated(proxied, seed=11, orders=ORDERS)
-    await run_through_fault(proxied, producer, own_redis_client, records, drops, hold_s=2.0)
+    await run_through_fault(proxied, producer, own_redis_client, records, drops, hold_s=1.0)
 
 
 async def test_a_redis_that_stops_answering_for_longer_than_the_socket_timeout_loses_nothing(
@@ -123,7 +123,7 @@ async def test_a_failover_through_a_read_only_replica_loses_nothing(
         records = generated(proxied, seed=14, orders=ORDERS)
         replica_client = Redis.from_url(replica.url)
         try:
-            await run_through_fault(proxied, producer, replica_client, records, failover, 2.0)
+            await run_through_fault(proxied, producer, replica_client, records, failover, 1.0)
         finally:
             await replica_client.aclose()
 
@@ -245,7 +245,7 @@ async def test_a_redis_restarted_with_its_append_only_file_loses_nothing(
         own_redis.start()
 
     records = generated(proxied, seed=18, orders=ORDERS)
-    await run_through_fault(proxied, producer, own_redis_client, records, restarted, hold_s=2.0)
+    await run_through_fault(proxied, producer, own_redis_client, records, restarted, hold_s=1.0)
 
 
 async def test_instances_starting_together_record_one_instances_partition_counts(
@@ -260,3 +260,20 @@ async def test_instances_starting_together_record_one_instances_partition_counts
     assert recorded in claims
     assert [answer is None for answer in answers].count(True) == 1
     assert all(answer in (None, recorded) for answer in answers)
+
+
+async def test_too_few_replicas_in_sync_are_waited_for_and_nothing_is_lost(
+    proxied: Settings, producer: AIOKafkaProducer, own_redis: RedisServer, own_redis_client: Redis
+) -> None:
+    """A primary with `min-replicas-to-write` refuses writes (NOREPLICAS) while too few replicas
+    are in sync: a state that ends when they catch up, so the worker waits, never stops."""
+
+    @contextlib.asynccontextmanager
+    async def no_replicas() -> AsyncIterator[None]:
+        with own_redis.client() as client:
+            client.config_set("min-replicas-to-write", 1)
+            yield
+            client.config_set("min-replicas-to-write", 0)
+
+    records = generated(proxied, seed=19, orders=ORDERS)
+    await run_through_fault(proxied, producer, own_redis_client, records, no_replicas, hold_s=1.0)
