@@ -277,3 +277,31 @@ async def test_too_few_replicas_in_sync_are_waited_for_and_nothing_is_lost(
 
     records = generated(proxied, seed=19, orders=ORDERS)
     await run_through_fault(proxied, producer, own_redis_client, records, no_replicas, hold_s=1.0)
+
+
+async def test_a_worker_fenced_out_by_another_writer_takes_its_groups_up_again_losing_nothing(
+    settings: Settings, producer: AIOKafkaProducer, redis: Redis
+) -> None:
+    """Another writer (a zombie instance) moves the groups' versions while batches are in hand:
+    each such batch is refused and abandoned, and the stage takes the group up again from Redis,
+    reading again what it had fetched past the state there."""
+
+    @contextlib.asynccontextmanager
+    async def another_writer() -> AsyncIterator[None]:
+        done = asyncio.Event()
+
+        async def keep_writing() -> None:
+            while not done.is_set():
+                async for meta in redis.scan_iter(match=f"{{{settings.group_id}:*}}:meta"):
+                    await redis.hincrby(meta, "v", 1)
+                await asyncio.sleep(0.2)
+
+        writing = asyncio.create_task(keep_writing())
+        try:
+            yield
+        finally:
+            done.set()
+            await writing
+
+    records = generated(settings, seed=20, orders=ORDERS)
+    await run_through_fault(settings, producer, redis, records, another_writer, hold_s=1.0)
