@@ -25,6 +25,7 @@ from worker.dev import create_topics
 from worker.engine.control import CONTROL, WATERMARK
 from worker.pipeline import BatchReport
 from worker.settings import Settings, Topics
+from worker.simulate import Simulation
 from worker.store.groups import RedisClient
 from worker.store.reader import Snapshots
 
@@ -97,6 +98,20 @@ def is_control(headers: Sequence[tuple[str, bytes | None]]) -> bool:
 def snapshots(redis: RedisClient, settings: Settings) -> Snapshots:
     """The worker's snapshots, found by id (state is kept per partition)."""
     return Snapshots(redis, settings.group_id)
+
+
+async def assert_snapshots_equal(
+    redis: RedisClient, settings: Settings, reference: Simulation
+) -> None:
+    """Every order, service and account/product/location record in Redis is the simulator's."""
+    reader = snapshots(redis, settings)
+    for order_id, record in reference.records.items():
+        assert await reader.order(order_id) == record, order_id
+    for service_id, service in reference.services.items():
+        assert await reader.service(service_id) == service, service_id
+    for key, activity in reference.activity.items():
+        kind, owner = key.split(":", 1)
+        assert await reader.activity(kind, owner) == activity, key  # type: ignore[arg-type]
 
 
 async def outbox_entries(redis: RedisClient, settings: Settings) -> int:

@@ -22,7 +22,12 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.structs import RecordMetadata
 from redis.asyncio import Redis
 
-from tests.integration.harness import WorkerProcess, running_worker, snapshots, worker_env
+from tests.integration.harness import (
+    WorkerProcess,
+    assert_snapshots_equal,
+    running_worker,
+    worker_env,
+)
 from tests.integration.outputs import Outputs, reading_outputs, wait_for
 from tests.integration.streams import Feed, Published, feed
 from worker.settings import Settings
@@ -86,14 +91,7 @@ async def check(
     doubled = {i: p for i, p in outputs.payloads.items() if len(p) > 1}
     assert not doubled, f"ids published with two payloads: {list(doubled)[:3]}"
     assert outputs.payloads.keys() == expected
-    reader = snapshots(redis, settings)
-    for order_id, record in reference.records.items():
-        assert await reader.order(order_id) == record, order_id
-    for service_id, service in reference.services.items():
-        assert await reader.service(service_id) == service, service_id
-    for key, activity in reference.activity.items():
-        kind, owner = key.split(":", 1)
-        assert await reader.activity(kind, owner) == activity, key  # type: ignore[arg-type]
+    await assert_snapshots_equal(redis, settings, reference)
     # Every unreadable record, byte for byte, found by its source.
     by_source = {
         (

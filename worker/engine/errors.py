@@ -1,8 +1,9 @@
 """The one error policy of the batch path.
 
 - A fault known to be transient (Redis unreachable, timing out, loading, read-only during a
-  failover, busy, asking to try again; a Kafka error that says it is retriable) is retried with
-  exponential backoff and jitter (stamina), for as long as the stage still owns its partitions.
+  failover, busy, short of in-sync replicas, asking to try again; a Kafka error that says it is
+  retriable) is retried with exponential backoff and jitter (stamina), for as long as the stage
+  still owns its partitions.
 - Losing the group membership (a rebalance while a batch was in hand: the commit is refused, or
   another instance wrote the partition's state) abandons the batch: the stage drops what it holds
   for those partitions and takes them up again from the state in Redis.
@@ -14,6 +15,7 @@ Nothing here swallows an error: each is retried, turned into a rejoin, or raised
 
 from __future__ import annotations
 
+import re
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
@@ -67,7 +69,9 @@ def is_transient(error: BaseException) -> bool:
     if isinstance(error, _REDIS_TRANSIENT):
         return True
     if isinstance(error, redis_errors.ResponseError):
-        return str(error).startswith("BUSY")  # a long script: it ends
+        # A long script (it ends); too few replicas in sync for `min-replicas-to-write` (they
+        # catch up). redis-py has no class of its own for either.
+        return _reply(error).startswith(("BUSY", "NOREPLICAS"))
     if isinstance(error, _MEMBERSHIP):
         return False
     if isinstance(error, kafka_errors.KafkaTimeoutError):
@@ -75,6 +79,16 @@ def is_transient(error: BaseException) -> bool:
     if isinstance(error, kafka_errors.KafkaError):
         return bool(error.retriable)
     return isinstance(error, ConnectionError | TimeoutError)
+
+
+_IN_PIPELINE = re.compile(r"of pipeline caused error: \(['\"](.*)", re.DOTALL)
+
+
+def _reply(error: redis_errors.ResponseError) -> str:
+    """The error reply as Redis gave it: a pipeline puts the failed command before it."""
+    text = str(error)
+    annotated = _IN_PIPELINE.search(text)
+    return annotated.group(1) if annotated else text
 
 
 def is_membership_lost(error: BaseException) -> bool:

@@ -34,8 +34,9 @@ from __future__ import annotations
 
 import heapq
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Generic, NamedTuple, TypeVar
 
 T = TypeVar("T")
@@ -97,14 +98,16 @@ class _Source(Generic[T]):
             and self.polled_at_us >= candidate.polled_at_us + idle_us
         )
 
-    def low(self, clock: int) -> int:
-        """Below which event time this source has nothing more to give."""
+    def low(self, clock: Callable[[int | None], int]) -> int:
+        """Below which event time this source has nothing more to give. An empty external
+        source caught up follows the group's clock as of its own last poll: records fetched
+        since (another partition's poll may be newer) can still come before anything later."""
         if self.items:
             return self.items[0].time
         if self.idle:
             return ALWAYS
         if self.external and self.caught_up:
-            return max(self.bound, clock)
+            return max(self.bound, clock(self.polled_at_us))
         return self.bound
 
 
@@ -213,18 +216,21 @@ class GroupMerge(Generic[T]):
                 if other.external and other.bound < candidate.time:
                     other.bound = candidate.time  # passed while empty: what comes below is late
             released.append(candidate)
-        clock = self._clock(idle_us)
+        clock = partial(self._clock, idle_us)
         frontier = min((source.low(clock) for source in sources), default=ALWAYS)
         return Released(
-            released, clock if frontier == ALWAYS else frontier, self._idle(idle_timeout_us)
+            released,
+            clock(self._polled_at_us) if frontier == ALWAYS else frontier,
+            self._idle(idle_timeout_us),
         )
 
-    def _clock(self, idle_us: int) -> int:
-        """The group's event time while its sources are idle: the latest event time seen, less
-        `idle`, advanced by the time that passed since the latest arrival."""
-        if self._max_seen == NEVER or self._last_arrival is None or self._polled_at_us is None:
+    def _clock(self, idle_us: int, polled_at_us: int | None) -> int:
+        """The group's event time while its sources are idle, as of a poll: the latest event
+        time seen, less `idle`, advanced by the time that passed from the latest arrival to the
+        poll."""
+        if self._max_seen == NEVER or self._last_arrival is None or polled_at_us is None:
             return NEVER
-        return self._max_seen - idle_us + max(0, self._polled_at_us - self._last_arrival)
+        return self._max_seen - idle_us + max(0, polled_at_us - self._last_arrival)
 
     def _idle(self, idle_timeout_us: int) -> bool:
         if any(source.items for source in self._sources):

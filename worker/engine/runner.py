@@ -158,9 +158,19 @@ class StageRunner:
                     self._rejoin(error)
                     continue
                 self._observer.batch(self._options.group_id, report, self.pipeline.store)
-            await self._commit(force=True)  # a clean stop: the next owner sees no lag
+            await self._final_commit()
         finally:
             await consumer.stop()
+
+    async def _final_commit(self) -> None:
+        """On a clean stop, commit what Redis holds, so the next owner sees no lag; unless the
+        groups are no longer this stage's (their next owner commits for them)."""
+        try:
+            await self._commit(force=True)
+        except Exception as error:
+            if not is_membership_lost(error):
+                raise
+            log.warning("group membership lost while stopping: nothing committed", error=str(error))
 
     def _rejoin(self, error: BaseException) -> None:
         """The batch in hand is abandoned: take every group up again from Redis."""

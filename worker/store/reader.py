@@ -35,7 +35,13 @@ async def record_topology(
     key = topology_key(namespace)
     fields = {"orders": counts.orders, "services": counts.services, "activity": counts.activity}
     try:
-        await redis.hsetnx(key, "orders", counts.orders)
+        # One transaction: instances starting together record one instance's counts whole, never
+        # a mix of theirs.
+        async with redis.pipeline(transaction=True) as transaction:
+            for name, count in fields.items():
+                transaction.hsetnx(key, name, count)
+            transaction.hgetall(key)
+            *_, recorded = await transaction.execute()
     except ResponseError as error:
         if str(error).startswith("MOVED"):  # the first command a worker sends: say what is wrong
             raise Fatal(
@@ -43,9 +49,6 @@ async def record_topology(
                 "ORDER_STATUS_REDIS_CLUSTER=true"
             ) from error
         raise
-    await redis.hsetnx(key, "services", counts.services)
-    await redis.hsetnx(key, "activity", counts.activity)
-    recorded = await redis.hgetall(key)
     before = StageCounts(*(int(recorded[name.encode()]) for name in fields))
     return None if before == counts else before
 

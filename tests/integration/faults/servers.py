@@ -15,6 +15,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from redis import Redis
+from redis.exceptions import AuthenticationError
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from worker.embedded import free_port
 
@@ -63,9 +65,14 @@ class RedisServer:
         self.process = subprocess.Popen(self._command, stdout=subprocess.DEVNULL)
         deadline = time.monotonic() + 10
         while True:
-            with contextlib.suppress(OSError), self.client() as client:
-                if client.ping():
-                    return
+            try:
+                with self.client() as client:
+                    client.ping()
+                return
+            except AuthenticationError:
+                return  # it answers, and wants a password
+            except (RedisConnectionError, OSError):
+                pass  # not listening yet
             if time.monotonic() > deadline:
                 raise TimeoutError(f"redis-server on port {self.port} did not answer")
             time.sleep(0.02)

@@ -168,3 +168,29 @@ def _in_time_order(records: list[Raw]) -> list[Raw]:
             record = replace(record, event=stamped, value=json.dumps(stamped).encode())
         timed.append(record)
     return timed
+
+
+async def test_an_event_whose_order_or_parent_never_comes_is_dead_lettered_as_simulate_does(
+    settings: Settings, producer: AIOKafkaProducer, redis: Redis
+) -> None:
+    """Parked events expire `park_timeout` after their event time, as the stage's event time
+    passes it: each goes to the dead-letter topic as consumed, and the order's record ends as the
+    simulator's, run until after that time."""
+    park_timeout = timedelta(seconds=2)
+    settings = settings.model_copy(update={"park_timeout_s": park_timeout.total_seconds()})
+    prefix = f"{settings.group_id}-"
+    waiting, never = f"{prefix}waits", f"{prefix}never-created"
+    orphans = [
+        event(
+            "task.created",
+            {"order_id": waiting, "work_order_id": "WO-never", "task_id": "T-orphan"},
+        ),
+        event("task.updated", {"order_id": never, "task_id": "T", "state": "in_progress"}),
+    ]
+    parked = [replace(record, dead="never arrived") for record in _valid(settings, orphans)]
+    records = _in_time_order(
+        [*generated(settings, seed=22, orders=6), *_valid(settings, _order(waiting)), *parked]
+    )
+    last = max(datetime.fromisoformat(r.event["time"]) for r in records if r.event is not None)
+    until = last + park_timeout + timedelta(seconds=1)
+    await run_through_fault(settings, producer, redis, records, no_fault, hold_s=0, until=until)

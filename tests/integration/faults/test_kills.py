@@ -29,7 +29,7 @@ DIE_AT_CALL = 3
 async def test_a_worker_killed_at_each_step_of_the_batch_loses_nothing_and_doubles_nothing(
     settings: Settings, producer: AIOKafkaProducer, redis: Redis, tmp_path: Path
 ) -> None:
-    records = generated(settings, seed=31, orders=30)
+    records = generated(settings, seed=31, orders=16)
     chunk = len(records) // (len(STEPS) + 1) + 1
     chunks = [records[start : start + chunk] for start in range(0, len(records), chunk)]
     env = worker_env(settings, ORDER_STATUS_BATCH_MAX_RECORDS="50")

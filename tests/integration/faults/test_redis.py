@@ -28,16 +28,17 @@ from tests.integration.faults.scenario import (
     thirds,
 )
 from tests.integration.faults.servers import RedisServer, TcpProxy, redis_server
-from tests.integration.harness import running_worker
+from tests.integration.harness import running_worker, unique
 from tests.integration.outputs import Outputs, reading_outputs
 from worker.app import Worker
 from worker.config import redis_client
 from worker.engine.errors import Fatal
 from worker.settings import Settings
+from worker.store.reader import Snapshots, StageCounts, record_topology
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
-ORDERS = 24
+ORDERS = 12
 
 
 async def test_connections_dropped_again_and_again_lose_nothing(
@@ -57,7 +58,7 @@ async def test_connections_dropped_again_and_again_lose_nothing(
             dropping.cancel()
 
     records = generated(proxied, seed=11, orders=ORDERS)
-    await run_through_fault(proxied, producer, own_redis_client, records, drops, hold_s=2.0)
+    await run_through_fault(proxied, producer, own_redis_client, records, drops, hold_s=1.0)
 
 
 async def test_a_redis_that_stops_answering_for_longer_than_the_socket_timeout_loses_nothing(
@@ -122,7 +123,7 @@ async def test_a_failover_through_a_read_only_replica_loses_nothing(
         records = generated(proxied, seed=14, orders=ORDERS)
         replica_client = Redis.from_url(replica.url)
         try:
-            await run_through_fault(proxied, producer, replica_client, records, failover, 2.0)
+            await run_through_fault(proxied, producer, replica_client, records, failover, 1.0)
         finally:
             await replica_client.aclose()
 
@@ -232,3 +233,75 @@ async def _lose_redis_under_a_running_worker(
     finally:
         await worker.redis.aclose()
     return sent
+
+
+async def test_a_redis_restarted_with_its_append_only_file_loses_nothing(
+    proxied: Settings, producer: AIOKafkaProducer, own_redis: RedisServer, own_redis_client: Redis
+) -> None:
+    @contextlib.asynccontextmanager
+    async def restarted() -> AsyncIterator[None]:
+        own_redis.stop()
+        yield
+        own_redis.start()
+
+    records = generated(proxied, seed=18, orders=ORDERS)
+    await run_through_fault(proxied, producer, own_redis_client, records, restarted, hold_s=1.0)
+
+
+async def test_instances_starting_together_record_one_instances_partition_counts(
+    redis: Redis,
+) -> None:
+    """The partition counts the state is keyed by are recorded whole by one instance: two
+    deployments starting at once with different topics never leave a mix that neither has."""
+    namespace = unique("topology")
+    claims = [StageCounts(n, n + 100, n + 200) for n in range(1, 21)]
+    answers = await asyncio.gather(*(record_topology(redis, namespace, c) for c in claims))
+    recorded = await Snapshots(redis, namespace).counts()
+    assert recorded in claims
+    assert [answer is None for answer in answers].count(True) == 1
+    assert all(answer in (None, recorded) for answer in answers)
+
+
+async def test_too_few_replicas_in_sync_are_waited_for_and_nothing_is_lost(
+    proxied: Settings, producer: AIOKafkaProducer, own_redis: RedisServer, own_redis_client: Redis
+) -> None:
+    """A primary with `min-replicas-to-write` refuses writes (NOREPLICAS) while too few replicas
+    are in sync: a state that ends when they catch up, so the worker waits, never stops."""
+
+    @contextlib.asynccontextmanager
+    async def no_replicas() -> AsyncIterator[None]:
+        with own_redis.client() as client:
+            client.config_set("min-replicas-to-write", 1)
+            yield
+            client.config_set("min-replicas-to-write", 0)
+
+    records = generated(proxied, seed=19, orders=ORDERS)
+    await run_through_fault(proxied, producer, own_redis_client, records, no_replicas, hold_s=1.0)
+
+
+async def test_a_worker_fenced_out_by_another_writer_takes_its_groups_up_again_losing_nothing(
+    settings: Settings, producer: AIOKafkaProducer, redis: Redis
+) -> None:
+    """Another writer (a zombie instance) moves the groups' versions while batches are in hand:
+    each such batch is refused and abandoned, and the stage takes the group up again from Redis,
+    reading again what it had fetched past the state there."""
+
+    @contextlib.asynccontextmanager
+    async def another_writer() -> AsyncIterator[None]:
+        done = asyncio.Event()
+
+        async def keep_writing() -> None:
+            while not done.is_set():
+                async for meta in redis.scan_iter(match=f"{{{settings.group_id}:*}}:meta"):
+                    await redis.hincrby(meta, "v", 1)
+                await asyncio.sleep(0.2)
+
+        writing = asyncio.create_task(keep_writing())
+        try:
+            yield
+        finally:
+            done.set()
+            await writing
+
+    records = generated(settings, seed=20, orders=ORDERS)
+    await run_through_fault(settings, producer, redis, records, another_writer, hold_s=1.0)

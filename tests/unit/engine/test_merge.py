@@ -167,3 +167,16 @@ def test_where_to_resume_is_the_first_record_still_buffered() -> None:
     merged.add(item(INTERNAL, 13, 8, origin=1, sequence=10))
     assert merged.next_sequences() == {1: 10}
     assert merged.first_offsets() == {TASKS: 3, INTERNAL: 13}
+
+
+def test_a_caught_up_partition_holds_the_frontier_at_its_own_last_poll() -> None:
+    """Orders was last polled (caught up) when tasks@0 came; tasks has been polled five minutes
+    later since. What reached orders' partition meanwhile is not known: the frontier may follow
+    the clock only as far as orders' own last poll, not tasks'."""
+    merged = merge(item(TASKS, 0, 7, polled=0))
+    poll(merged, IDLE)
+    assert released(merged) == ["tasks@0"]
+    poll(merged, 5 * MINUTE, TASKS)  # orders' records since are still to be fetched
+    assert merged.release(IDLE, IDLE_TIMEOUT).frontier == 7 * MINUTE
+    poll(merged, 5 * MINUTE, ORDERS)  # orders caught up as of the same moment: nothing came
+    assert merged.release(IDLE, IDLE_TIMEOUT).frontier == 12 * MINUTE - IDLE
