@@ -11,12 +11,13 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 import pytest
 from aiokafka import AIOKafkaProducer
 from redis.asyncio import Redis
 
-from tests.integration.harness import RunningWorker, running_worker
+from tests.integration.harness import OwnRedis, RunningWorker, running_worker
 from worker.dev import create_topics
 from worker.embedded import EmbeddedBroker, local_redis
 from worker.settings import Settings, Topics
@@ -102,3 +103,19 @@ async def producer(bootstrap_servers: str) -> AsyncIterator[AIOKafkaProducer]:
     await kafka.start()
     yield kafka
     await kafka.stop()
+
+
+@pytest.fixture
+def own_redis(tmp_path: Path) -> Iterator[OwnRedis]:
+    server = OwnRedis(tmp_path)
+    server.start()
+    yield server
+    if server.process is not None and server.process.poll() is None:
+        server.stop()
+
+
+@pytest.fixture
+def own_broker() -> Iterator[EmbeddedBroker]:
+    broker = EmbeddedBroker.start()
+    yield broker
+    broker.stop()

