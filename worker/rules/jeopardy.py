@@ -63,7 +63,7 @@ def conditions(order: Order, limits: JeopardyLimits) -> Iterator[Condition]:
     under_line_item: dict[str, datetime] = {}
     under_order: datetime | None = None
     for task in order.tasks.values():
-        opened = _earliest_open_fallout(task)
+        opened = _earliest_open_fallout(task) if task.fallouts else None
         _earlier(under_work_order, task.work_order_id, opened)
         final = task_is_final(task.state)
         yield from _judged(limits, "task", task.task_id, task, task.state, final, opened)
