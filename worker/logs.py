@@ -27,7 +27,7 @@ log = structlog.get_logger("worker")
 
 # Their INFO lines repeat what the worker says itself (a rebalance is 8 lines per group from
 # aiokafka): warnings and errors only, unless DEBUG is asked for.
-CHATTY_LIBRARIES = ("aiokafka", "uvicorn", "faststream")
+CHATTY_LIBRARIES = ("aiokafka", "uvicorn")
 
 
 def configure_logging(log_format: Literal["json", "console"], level: str = "INFO") -> None:
