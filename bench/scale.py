@@ -8,9 +8,10 @@ The processes join first (every stage's group stable with all of them), then the
 produced at full speed to topics of PARTITIONS partitions, so each process takes an even share
 from the start; timed from the first record produced to the last output (`full_speed`), repeated
 `--rounds` times (medians). From each process's /metrics before it stops: group writes refused by
-the version fence (`order_status_cas_conflicts_total`: a writer that had not seen a rebalance yet)
-and the events it applied (how the partitions were shared). Prints a table and writes
-bench/results/<UTC timestamp>-<short commit>-scale.json.
+the version fence (`order_status_cas_conflicts_total`: a writer that had not seen a rebalance yet),
+the events it applied (how the partitions were shared) and the CPU it used on the stream (all
+processes together, per input event: what more processes cost, whatever the cores). Prints a table
+and writes bench/results/<UTC timestamp>-<short commit>-scale.json.
 """
 
 from __future__ import annotations
@@ -48,7 +49,7 @@ PROCESSES = (1, 2, 3)
 STAGES = ("services", "activity")  # their groups: `<group>.services`, `<group>.activity`
 # Live input may be applied out of the reference model's order (README, "Event-time order"): an
 # output it does not expect leaves another missing; the run ends once outputs stop for this long.
-QUIET_S = 5.0
+QUIET_S = 15.0
 
 
 class MeteredWorker(WorkerProcess):
@@ -73,6 +74,7 @@ class MeteredWorker(WorkerProcess):
 
 CONFLICTS = "order_status_cas_conflicts_total"
 APPLIED = "order_status_events_applied_total"
+CPU = "process_cpu_seconds_total"
 
 
 @dataclass(frozen=True)
@@ -112,19 +114,22 @@ async def measure_scale(run: Run, cluster_url: str) -> dict[str, Any]:
                     # takes its share from the start (a backlog would go to the first to join).
                     groups = [settings.group_id, *(f"{settings.group_id}.{s}" for s in STAGES)]
                     await wait_until_stable(settings, groups, setup.processes)
+                    metered = [w for w in deployment.workers if isinstance(w, MeteredWorker)]
+                    before = [worker.counters(CPU) for worker in metered]  # start-up's CPU
                     deployment.joined_ms = int(time.time() * 1000)  # consumption starts now
                     await produce(deployment.producer, encode(settings, stream))
                     measured = await full_speed(
                         deployment, stream, reference.output_ids, quiet_s=QUIET_S
                     )
-                    metered = [w for w in deployment.workers if isinstance(w, MeteredWorker)]
-                    counters = [worker.counters(CONFLICTS, APPLIED) for worker in metered]
+                    after = [worker.counters(CONFLICTS, APPLIED, CPU) for worker in metered]
+                cpu_s = sum(a[CPU] - b[CPU] for a, b in zip(after, before, strict=True))
                 figures[setup.name].append(
                     {
                         "per_second": measured.rate.per_second,
                         "missing_outputs": measured.missing,
-                        "cas_conflicts": sum(c[CONFLICTS] for c in counters),
-                        "applied_per_process": [c[APPLIED] for c in counters],
+                        "cas_conflicts": sum(c[CONFLICTS] for c in after),
+                        "applied_per_process": [c[APPLIED] for c in after],
+                        "cpu_ms_per_event": cpu_s * 1000 / len(stream),
                     }
                 )
     finally:
@@ -154,6 +159,7 @@ def summarize(
                 "rounds_per_second": [r["per_second"] for r in rounds],
                 "over_one_cluster_process": rates[setup.name] / rates["cluster1"],
                 "missing_outputs_per_round": [r["missing_outputs"] for r in rounds],
+                "cpu_ms_per_event": statistics.median(r["cpu_ms_per_event"] for r in rounds),
                 "cas_conflicts_per_round": [r["cas_conflicts"] for r in rounds],
                 "applied_per_process_last_round": rounds[-1]["applied_per_process"],
             }
@@ -182,9 +188,10 @@ def table(results: dict[str, Any]) -> str:
         f"{results['topic_partitions']} partitions; medians of {results['rounds']} round(s); "
         f"commit {results['commit']}",
         "",
-        "| setup | events/s (rounds) | / 1 process on the cluster | CAS conflicts per round "
-        "| events applied per process (last round) | outputs missing per round |",
-        "|---|---|---|---|---|---|",
+        "| setup | events/s (rounds) | / 1 process on the cluster | worker CPU ms per event "
+        "| CAS conflicts per round | events applied per process (last round) "
+        "| outputs missing per round |",
+        "|---|---|---|---|---|---|---|",
     ]
     for row in results["setups"]:
         rounds = ", ".join(f"{rate:,.0f}" for rate in row["rounds_per_second"])
@@ -193,7 +200,8 @@ def table(results: dict[str, Any]) -> str:
         missing = ", ".join(str(count) for count in row["missing_outputs_per_round"])
         lines.append(
             f"| {row['label']} | {row['per_second']:,.0f} ({rounds}) "
-            f"| {row['over_one_cluster_process']:.2f}x | {conflicts} | {applied} | {missing} |"
+            f"| {row['over_one_cluster_process']:.2f}x | {row['cpu_ms_per_event']:.2f} "
+            f"| {conflicts} | {applied} | {missing} |"
         )
     ratio = results["ratios"]["cluster_over_standalone_one_process"]
     lines += ["", f"1 process, cluster / standalone: {ratio:.2f}x"]
