@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from redis.exceptions import ResponseError
+from redis.asyncio import Redis
 
 from worker.engine.errors import Fatal
 from worker.engine.partitioning import partition_for
@@ -34,15 +34,10 @@ async def record_topology(
     differ (the state of a group is then somewhere else: see the README on changing counts)."""
     key = topology_key(namespace)
     fields = {"orders": counts.orders, "services": counts.services, "activity": counts.activity}
-    try:
-        await redis.hsetnx(key, "orders", counts.orders)
-    except ResponseError as error:
-        if str(error).startswith("MOVED"):  # the first command a worker sends: say what is wrong
-            raise Fatal(
-                "REDIS_URL is a node of a Redis Cluster (it answered MOVED): set "
-                "ORDER_STATUS_REDIS_CLUSTER=true"
-            ) from error
-        raise
+    # The first thing a worker asks Redis: a standalone client would fail later on a MOVED reply.
+    if isinstance(redis, Redis) and (await redis.info("cluster")).get("cluster_enabled"):
+        raise Fatal("REDIS_URL is a node of a Redis Cluster: set ORDER_STATUS_REDIS_CLUSTER=true")
+    await redis.hsetnx(key, "orders", counts.orders)
     await redis.hsetnx(key, "services", counts.services)
     await redis.hsetnx(key, "activity", counts.activity)
     recorded = await redis.hgetall(key)

@@ -114,8 +114,8 @@ async def test_a_replica_promoted_by_a_failover_runs_the_scripts_it_never_loaded
 async def test_a_standalone_client_pointed_at_a_cluster_stops_saying_to_set_the_setting(
     redis_cluster: LocalCluster,
 ) -> None:
-    replica = redis_cluster.replicas()[0]  # holds no slot: answers MOVED to every key
-    client = Redis(host="127.0.0.1", port=replica.port)
+    node = redis_cluster.primaries()[0]
+    client = Redis(host="127.0.0.1", port=node.port)
     with pytest.raises(Fatal, match="set ORDER_STATUS_REDIS_CLUSTER=true"):
         await record_topology(client, unique("ns"), StageCounts(4, 4, 4))
     await client.aclose()
