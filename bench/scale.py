@@ -122,7 +122,7 @@ async def measure_scale(run: Run, cluster_url: str) -> dict[str, Any]:
                     metered = [w for w in deployment.workers if isinstance(w, MeteredWorker)]
                     before = [worker.counters(CPU) for worker in metered]  # start-up's CPU
                     deployment.joined_ms = int(time.time() * 1000)  # consumption starts now
-                    await produce(deployment.producer, encode(settings, stream))
+                    stamps = await produce(deployment.producer, encode(settings, stream))
                     measured = await full_speed(
                         deployment, stream, reference.output_ids, quiet_s=QUIET_S
                     )
@@ -135,6 +135,10 @@ async def measure_scale(run: Run, cluster_url: str) -> dict[str, Any]:
                         "cas_conflicts": sum(c[CONFLICTS] for c in after),
                         "applied_per_process": [c[APPLIED] for c in after],
                         "cpu_ms_per_event": cpu_s * 1000 / len(stream),
+                        # The input's own rate: the workers cannot go faster than it came.
+                        "produced_per_second": len(stream)
+                        * 1000
+                        / max(1, max(stamps) - min(stamps)),
                     }
                 )
     finally:
@@ -165,6 +169,7 @@ def summarize(
                 "over_one_cluster_process": rates[setup.name] / rates["cluster1"],
                 "missing_outputs_per_round": [r["missing_outputs"] for r in rounds],
                 "cpu_ms_per_event": statistics.median(r["cpu_ms_per_event"] for r in rounds),
+                "produced_per_second": statistics.median(r["produced_per_second"] for r in rounds),
                 "cas_conflicts_per_round": [r["cas_conflicts"] for r in rounds],
                 "applied_per_process_last_round": rounds[-1]["applied_per_process"],
             }
@@ -193,10 +198,11 @@ def table(results: dict[str, Any]) -> str:
         f"{results['topic_partitions']} partitions; medians of {results['rounds']} round(s); "
         f"commit {results['commit']}",
         "",
-        "| setup | events/s (rounds) | / 1 process on the cluster | worker CPU ms per event "
+        "| setup | events/s (rounds) | input produced at, events/s "
+        "| / 1 process on the cluster | worker CPU ms per event "
         "| CAS conflicts per round | events applied per process (last round) "
         "| outputs missing per round |",
-        "|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for row in results["setups"]:
         rounds = ", ".join(f"{rate:,.0f}" for rate in row["rounds_per_second"])
@@ -205,7 +211,8 @@ def table(results: dict[str, Any]) -> str:
         missing = ", ".join(str(count) for count in row["missing_outputs_per_round"])
         lines.append(
             f"| {row['label']} | {row['per_second']:,.0f} ({rounds}) "
-            f"| {row['over_one_cluster_process']:.2f}x | {row['cpu_ms_per_event']:.2f} "
+            f"| {row['produced_per_second']:,.0f} | {row['over_one_cluster_process']:.2f}x "
+            f"| {row['cpu_ms_per_event']:.2f} "
             f"| {conflicts} | {applied} | {missing} |"
         )
     ratio = results["ratios"]["cluster_over_standalone_one_process"]
