@@ -73,6 +73,8 @@ class EngineObserver:
         metrics.merge_state(stage, report.held_back, delay)
         hits, misses = store.take_lookups()
         metrics.cache_lookups(stage, hits, misses)
+        # A refused write abandons its batch: it is counted with the next batch that finishes.
+        metrics.conflicts(stage, store.take_conflicts())
         metrics.batch(stage, report.seconds)
         self.health.progressed(group)
         if self._listener is not None:

@@ -216,6 +216,7 @@ class StageRunner:
             group.due_floor_ms = recovered.first_due_ms
             if meta.announced is not None:
                 group.announced = meta.announced
+                merge.resume(meta.announced, time.time_ns() // 1000)  # aiokafka's poll clock
             if recovered.leftovers:
                 await pipeline.publish_outboxes({group_number: recovered.leftovers})
             pipeline.groups[group_number] = group

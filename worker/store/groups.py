@@ -237,12 +237,19 @@ class StageStore(Generic[R]):
         self._ack = ScriptRunner(redis, "ack.lua")
         self.hits = 0
         self.misses = 0
+        self.conflicts = 0
 
     def take_lookups(self) -> tuple[int, int]:
         """Cache hits and misses since the last call."""
         counts = self.hits, self.misses
         self.hits = self.misses = 0
         return counts
+
+    def take_conflicts(self) -> int:
+        """Group writes refused by the version fence since the last call (another instance wrote
+        the group: a rebalance this instance had not seen yet)."""
+        conflicts, self.conflicts = self.conflicts, 0
+        return conflicts
 
     def keys(self, partition: int) -> GroupKeys:
         return GroupKeys(self._namespace, self.stage, partition)
@@ -333,6 +340,7 @@ class StageStore(Generic[R]):
                 self._remember(partition, write.records)
             else:
                 self.forget(partition)
+                self.conflicts += 1
         return committed
 
     async def leftovers(self, partition: int, count: int) -> list[OutboxEntry]:

@@ -4,9 +4,11 @@ partitioned (murmur2 of the key), from the partition counts the worker recorded 
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
 from dataclasses import dataclass
+from typing import cast
 
-from redis.exceptions import ResponseError
+from redis.asyncio import Redis
 
 from worker.engine.errors import Fatal
 from worker.engine.partitioning import partition_for
@@ -14,6 +16,11 @@ from worker.rules import OrderRecord
 from worker.rules.service import ActivityKind, ActivityRecord, ServiceRecord
 from worker.store import codecs
 from worker.store.groups import GroupKeys, RedisClient
+
+_RECORD_ONCE = """
+for i = 1, #ARGV, 2 do redis.call('HSETNX', KEYS[1], ARGV[i], ARGV[i + 1]) end
+return redis.call('HGETALL', KEYS[1])
+"""
 
 
 def topology_key(namespace: str) -> str:
@@ -34,21 +41,13 @@ async def record_topology(
     differ (the state of a group is then somewhere else: see the README on changing counts)."""
     key = topology_key(namespace)
     fields = {"orders": counts.orders, "services": counts.services, "activity": counts.activity}
-    try:
-        # One transaction: instances starting together record one instance's counts whole, never
-        # a mix of theirs.
-        async with redis.pipeline(transaction=True) as transaction:
-            for name, count in fields.items():
-                transaction.hsetnx(key, name, count)
-            transaction.hgetall(key)
-            *_, recorded = await transaction.execute()
-    except ResponseError as error:
-        if str(error).startswith("MOVED"):  # the first command a worker sends: say what is wrong
-            raise Fatal(
-                "REDIS_URL is a node of a Redis Cluster (it answered MOVED): set "
-                "ORDER_STATUS_REDIS_CLUSTER=true"
-            ) from error
-        raise
+    # The first thing a worker asks Redis: a standalone client would fail later on a MOVED reply.
+    if isinstance(redis, Redis) and (await redis.info("cluster")).get("cluster_enabled"):
+        raise Fatal("REDIS_URL is a node of a Redis Cluster: set ORDER_STATUS_REDIS_CLUSTER=true")
+    # One script: instances starting together record one instance's counts whole, never a mix.
+    pairs = [part for field in fields.items() for part in field]
+    reply = await cast("Awaitable[list[bytes]]", redis.eval(_RECORD_ONCE, 1, key, *pairs))
+    recorded = dict(zip(reply[::2], reply[1::2], strict=True))
     before = StageCounts(*(int(recorded[name.encode()]) for name in fields))
     return None if before == counts else before
 

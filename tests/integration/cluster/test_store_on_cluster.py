@@ -8,7 +8,7 @@ import hashlib
 from importlib.resources import files
 
 import pytest
-from redis.asyncio import RedisCluster
+from redis.asyncio import Redis, RedisCluster
 from redis.asyncio.cluster import ClusterNode
 
 from bench.scale_cluster import LocalCluster
@@ -21,9 +21,11 @@ from tests.integration.test_store import (  # the same tests, on the cluster
     test_scripts_flushed_from_redis_are_loaded_again,
     test_timers_due_before_a_moment_and_the_first_one_after_recovery,
 )
+from worker.engine.errors import Fatal
 from worker.rules import OrderRecord
 from worker.store import codecs
 from worker.store.groups import GroupWrite, StageStore
+from worker.store.reader import StageCounts, record_topology
 
 pytestmark = pytest.mark.integration
 
@@ -98,6 +100,7 @@ async def test_a_replica_promoted_by_a_failover_runs_the_scripts_it_never_loaded
     primary = node_of(cluster_redis, store, 0)
     replica = next(node for node in redis_cluster.replicas() if node.primary_port() == primary.port)
     with replica.client() as client:
+        client.script_flush()  # a primary before an earlier test's failover would have it
         assert client.script_exists(COMMIT_SHA) == [False]
     redis_cluster.fail_over(replica)
 
@@ -106,3 +109,13 @@ async def test_a_replica_promoted_by_a_failover_runs_the_scripts_it_never_loaded
     assert node_of(cluster_redis, store, 0).port == replica.port
     with replica.client() as client:
         assert client.script_exists(COMMIT_SHA) == [True]
+
+
+async def test_a_standalone_client_pointed_at_a_cluster_stops_saying_to_set_the_setting(
+    redis_cluster: LocalCluster,
+) -> None:
+    node = redis_cluster.primaries()[0]
+    client = Redis(host="127.0.0.1", port=node.port)
+    with pytest.raises(Fatal, match="set ORDER_STATUS_REDIS_CLUSTER=true"):
+        await record_topology(client, unique("ns"), StageCounts(4, 4, 4))
+    await client.aclose()
