@@ -157,7 +157,7 @@ def _event(
         f"jeopardy:{episode.entity}:{episode.reason}:"
         f"{episode.since.astimezone(UTC).isoformat()}:{order.order_id}"
     )
-    entity = _entity(order, episode.entity, episode.id)
+    entity = entity_of(order, episode.entity, episode.id)
     event = out.JeopardyEvent(
         id=output_id(name, kind, episode.id),
         type=kind,
@@ -191,7 +191,7 @@ def _event(
     return Emitted(Stream.OPS, order.order_id, event, moment)
 
 
-def _entity(order: Order, level: JeopardyLevel, entity_id: str) -> tuple[str, Timed] | None:
+def entity_of(order: Order, level: JeopardyLevel, entity_id: str) -> tuple[str, Timed] | None:
     """The entity's state and the entity; None when it was removed (with its line item)."""
     entity: Task | WorkOrder | LineItem | Order | None
     match level:
