@@ -9,7 +9,14 @@ from typing import Any
 import pytest
 
 from schemas.outbound import StateLabels
-from tests.web.fake_reader import T0, FakeReader, Feed, OrderEvents, order_in_fallout
+from tests.web.fake_reader import (
+    T0,
+    FakeReader,
+    Feed,
+    OrderEvents,
+    order_in_fallout,
+    order_overdue,
+)
 from worker.rules import OrderRecord
 from worker.rules.labels import ORDER_LABELS, TASK_LABELS, WORK_ORDER_LABELS
 from worker.rules.service import ServiceRecord
@@ -418,37 +425,6 @@ def test_open_fallouts_come_before_resolved_ones_whatever_the_task_order() -> No
         ("FO-3", False),
     ]
     assert fallouts[0].assigned_group is None
-
-
-def order_overdue(e: OrderEvents) -> list[dict[str, Any]]:
-    """An order whose task T-1 falls due a minute after it is created (LI-1 and the order only
-    later): the next input finds T-1 overdue."""
-    return [
-        e.make(
-            "order.created",
-            due_at=(T0 + timedelta(days=30)).isoformat(),
-            line_items=[
-                {
-                    "line_item_id": "LI-1",
-                    "due_at": (T0 + timedelta(days=7)).isoformat(),
-                    "work_orders": [
-                        {
-                            "work_order_id": "WO-1",
-                            "state": "scheduled",
-                            "tasks": [
-                                {
-                                    "task_id": "T-1",
-                                    "due_at": (T0 + timedelta(minutes=2)).isoformat(),
-                                },
-                                {"task_id": "T-2"},
-                            ],
-                        }
-                    ],
-                }
-            ],
-        ),
-        e.command("order.submitted"),  # at T0 + 2 min: T-1 is overdue from now on
-    ]
 
 
 def test_open_jeopardy_episodes_show_entity_reason_since_and_how_late() -> None:
