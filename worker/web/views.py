@@ -374,6 +374,7 @@ _LIST_TITLES: Final[dict[str, str]] = {
     PlanList.OPEN_FALLOUT: "Open fallout",
     PlanList.ON_HOLD: "On hold or awaiting information",
     PlanList.IN_CANCELLATION: "In cancellation",
+    PlanList.IN_JEOPARDY: "In jeopardy",
     PlanList.RECENTLY_CHANGED: "Recently changed",
 }
 

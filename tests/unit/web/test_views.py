@@ -358,7 +358,7 @@ def test_the_overview_lists_every_known_list_then_newer_ones_and_counts_by_state
             lists={
                 PlanList.RECENTLY_CHANGED: [held, parked],
                 PlanList.ON_HOLD: [held],
-                "in_jeopardy": [held],
+                "awaiting_parts": [held],  # a list a newer store keeps
             },
             counts={OrderState.ON_HOLD: 1, OrderState.DRAFT: 2, OrderState.COMPLETED: 0},
         )
@@ -368,10 +368,11 @@ def test_the_overview_lists_every_known_list_then_newer_ones_and_counts_by_state
         ("open_fallout", "Open fallout"),
         ("on_hold", "On hold or awaiting information"),
         ("in_cancellation", "In cancellation"),
-        ("recently_changed", "Recently changed"),
         ("in_jeopardy", "In jeopardy"),
+        ("recently_changed", "Recently changed"),
+        ("awaiting_parts", "Awaiting parts"),
     ]
-    recent = view.lists[3].orders
+    recent = view.lists[4].orders
     assert [(o.order_id, o.state and o.state.state) for o in recent] == [
         ("O-1", "on_hold"),
         ("O-2", None),
