@@ -132,6 +132,8 @@ async def test_the_order_page_shows_the_snapshots_tree_labels_progress_and_fallo
     assert shown == fallouts.keys() == {"FO-0", "FO-1"}
     assert "Fallout reassigned to network-operations" in fallouts["FO-1"].text
     assert "work order WO-9" in page.find_element(By.ID, "parked").text
+    jeopardy = page.find_element(By.ID, "jeopardy").text  # its events are a minute apart
+    assert jeopardy == "In jeopardy\nNothing in this order is in jeopardy."
     assert "Refused order.approved" in page.find_element(By.ID, "timeline").text
     screenshot(page, artifacts, "order-servicenow")
     # The README's picture (docs/plan-order.png): what a laptop shows first.
