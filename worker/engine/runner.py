@@ -149,6 +149,9 @@ class StageRunner:
                         # past an abandoned batch): read again from where the state is.
                         records = [r for r in records if r.partition not in recovered]
                     report = await self.pipeline.process(records, consumer)
+                    # Counted once written and published: a failed offset commit after it loses
+                    # no effect, so it must not lose the batch's counts either.
+                    self._observer.batch(self._options.group_id, report, self.pipeline.store)
                     self._pause_full()
                     self._report_lag()
                     await self._commit()
@@ -157,7 +160,6 @@ class StageRunner:
                         raise
                     self._rejoin(error)
                     continue
-                self._observer.batch(self._options.group_id, report, self.pipeline.store)
             await self._final_commit()
         finally:
             await consumer.stop()
