@@ -265,6 +265,12 @@ class WorkerProcess:
         self.process.send_signal(signal.SIGKILL)
         self.process.wait()
 
+    def log_tail(self, lines: int = 30) -> str:
+        """The end of its log, for a failing test's message (the log itself is in tmp_path)."""
+        with open(self._log_path, "rb") as log:
+            tail = log.read().decode("utf-8", "replace").splitlines()[-lines:]
+        return "\n".join([f"--- {self._log_path}", *tail])
+
     def terminate(self, timeout_s: float = 15.0) -> int:
         """SIGTERM, as an orchestrator stops a pod; the exit code."""
         assert self.process is not None
