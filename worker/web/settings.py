@@ -34,7 +34,7 @@ class WebSettings(BaseModel):
     )
 
     timeline_events: int = Field(
-        default=10,
+        default=8,
         ge=0,
         le=1000,
         description="Events kept per order in Redis for the plan's timeline and fallout history "
