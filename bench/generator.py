@@ -34,6 +34,9 @@ class StreamSpec:
     hold_rate: float = 0.1
     cancel_rate: float = 0.06
     prefix: str = ""  # prepended to every id, so runs against one Redis never share an order
+    start: datetime = START
+    """The first event's time. A stream fed to a worker after another must start after it: the
+    worker applies in event time, and its clock has already passed an earlier stream's times."""
 
 
 class _Order:
@@ -195,7 +198,7 @@ def generate(spec: StreamSpec = StreamSpec()) -> list[Event]:
     # Interleave: up to 20 orders are in flight at once, the rest start as others finish.
     waiting, active = list(reversed(orders)), list[_Order]()
     stream: list[Event] = []
-    moment = START
+    moment = spec.start
     while waiting or active:
         while waiting and len(active) < 20:
             active.append(waiting.pop())

@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import cProfile
 import pstats
+import statistics
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -24,6 +25,7 @@ from bench.generator import Event
 from bench.measure import encode, produce, producing
 from bench.report import ROOT
 from worker.app import Worker
+from worker.cli import tune_garbage_collection
 from worker.dev import create_topics
 from worker.logs import configure_logging
 from worker.pipeline import BatchReport
@@ -65,6 +67,22 @@ class Profiled:
     seconds: float
     stats: pstats.Stats
     path: Path
+    batches: list[BatchReport]
+
+    def batch_sizes(self) -> list[str]:
+        """Per stage: how many batches did work, and the records and entities of one (per-batch
+        costs are paid per batch, per-entity costs per entity of each batch)."""
+        lines = []
+        for stage in ("orders", "services", "activity"):
+            working = [b for b in self.batches if b.stage == stage and (b.applied or b.timers)]
+            if working:
+                lines.append(
+                    f"{stage}: {len(working)} batches; per batch, median "
+                    f"{statistics.median(b.records for b in working):.0f} records, "
+                    f"{statistics.median(b.applied for b in working):.0f} applied, "
+                    f"{statistics.median(b.entities for b in working):.0f} entities"
+                )
+        return lines
 
     def phases(self) -> list[tuple[str, float]]:
         """Each phase's cumulative seconds (over every function of that name in that file)."""
@@ -89,6 +107,7 @@ class Profiled:
             f"{'phase':<48} {'cumulative s':>12}",
         ]
         lines += [f"{label:<48} {seconds:>12.2f}" for label, seconds in self.phases()]
+        lines += ["", *self.batch_sizes()]
         table = self.stats.stats  # type: ignore[attr-defined]
         by_own_time = sorted(table.items(), key=lambda item: item[1][2], reverse=True)[:top]
         lines += ["", f"{'own s':>7} {'cum s':>7} {'calls':>9}  function"]
@@ -128,6 +147,7 @@ async def profile_worker(settings: Settings, events: Sequence[Event], path: Path
     profiler.enable()
     try:
         await worker.start()
+        tune_garbage_collection()  # as `order-status run` does, or collections skew every share
         finished = started
         while consumed() < len(events) or time.monotonic() - finished < QUIET_S:
             batch.clear()
@@ -139,4 +159,4 @@ async def profile_worker(settings: Settings, events: Sequence[Event], path: Path
         await worker.stop()
         await redis.aclose()
     profiler.dump_stats(path)
-    return Profiled(len(events), finished - started, pstats.Stats(profiler), path)
+    return Profiled(len(events), finished - started, pstats.Stats(profiler), path, reports)

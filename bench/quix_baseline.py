@@ -30,6 +30,7 @@ import shutil
 import statistics
 import subprocess
 import sys
+import time
 import venv
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
@@ -132,9 +133,11 @@ async def create_quix_topics(settings: Settings) -> None:
 
 def quix_reference(stream: Sequence[Event], prefix: str) -> Reference:
     """What bench/quix_rollup.py outputs for the stream in event-time order."""
+    started = time.process_time()
     outputs = quix_rollup.reference(stream)
+    cpu_s = time.process_time() - started
     causes = {output["data"]["caused_by"].removeprefix(prefix) for output in outputs}
-    return Reference(frozenset(output["id"] for output in outputs), frozenset(causes))
+    return Reference(frozenset(output["id"] for output in outputs), frozenset(causes), cpu_s)
 
 
 @dataclass

@@ -67,7 +67,7 @@ def table(results: dict[str, Any]) -> str:
     """The figures as a Markdown table (printed, and pasted into BENCHMARKS.md)."""
     source = results["input"]
     base, one, two = results["baseline"], results["worker"], results["worker_two_processes"]
-    ratios, memory = results["ratios"], results["memory"]
+    ratios, memory, floor = results["ratios"], results["memory"], results["floor"]
     rows = [
         (
             "transport ceiling: aiokafka consume → json → produce → commit per getmany",
@@ -75,6 +75,11 @@ def table(results: dict[str, Any]) -> str:
         ),
         ("worker, 1 process, full speed (group join → last output)", _rate(one, "events/s")),
         ("**worker / transport ceiling**", f"**{ratios['worker_over_baseline']:.1%}**"),
+        (
+            "floor: worker code alone (simulate) per event; relay per record; ratio bound",
+            f"{floor['code_us_per_event']:.0f} µs; {floor['relay_us_per_record']:.0f} µs; "
+            f"at most {floor['ratio_bound']:.1%}",
+        ),
         ("worker, 2 processes in one group", _rate(two, "events/s")),
         ("2 processes / 1 process", f"{ratios['two_over_one_process']:.2f}x"),
         (

@@ -28,6 +28,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +39,7 @@ from redis.asyncio import Redis
 
 from bench import report
 from bench.baseline import Rate, consume_parse_produce
-from bench.generator import Event, StreamSpec, generate
+from bench.generator import START, Event, StreamSpec, generate
 from bench.measure import (
     Deployment,
     FullSpeed,
@@ -68,6 +69,8 @@ class Options:
     latency_s: float
     rounds: int
     results_dir: Path
+    max_task_idle_ms: int = Settings.model_fields["max_task_idle_ms"].default
+    """The workers' wait for a lagging co-partition: run with 0 to see what it costs in latency."""
 
 
 class Run:
@@ -81,6 +84,7 @@ class Run:
         self.redis_url = redis_url
         self.log_dir = Path(tempfile.mkdtemp(prefix=self.id))  # kept if the run fails
         self.started = time.monotonic()
+        self._later_streams = 0
 
     def progress(self, message: str) -> None:
         print(f"[{time.monotonic() - self.started:6.1f}s] {message}", flush=True)
@@ -96,6 +100,7 @@ class Run:
                 **{key: f"{topic}.{suffix}" for key, topic in Topics().model_dump().items()}
             ),
             producer_idempotence=False,
+            max_task_idle_ms=self.options.max_task_idle_ms,
             session_timeout_ms=2000,
             heartbeat_interval_ms=300,
         )
@@ -111,11 +116,19 @@ class Run:
     def prefix(self, name: str) -> str:
         return f"{self.id}{name}-"
 
-    def stream(self, name: str) -> list[Event]:
+    def stream(self, name: str, start: datetime = START) -> list[Event]:
         spec = StreamSpec(
-            orders=self.options.orders, seed=self.options.seed, prefix=self.prefix(name)
+            orders=self.options.orders,
+            seed=self.options.seed,
+            prefix=self.prefix(name),
+            start=start,
         )
         return generate(spec)
+
+    def later_stream(self, name: str) -> list[Event]:
+        """A stream for workers that already applied others: a day after the one before."""
+        self._later_streams += 1
+        return self.stream(name, START + timedelta(days=self._later_streams))
 
 
 async def measure(run: Run) -> dict[str, Any]:
@@ -179,6 +192,7 @@ async def measure(run: Run) -> dict[str, Any]:
             "worker_over_baseline": single["per_second"] / baseline,
             "two_over_one_process": double["per_second"] / single["per_second"],
         },
+        "floor": floor(reference.cpu_s / len(stream), baseline),
         "latency": [asdict(latency) for latency in latencies],
         "memory": {
             "worker_peak_rss_mib": rss_one,
@@ -186,6 +200,18 @@ async def measure(run: Run) -> dict[str, Any]:
             "redis_bytes_per_order": held / options.orders,
             "redis_keys_per_order": keys / options.orders,
         },
+    }
+
+
+def floor(code_s_per_event: float, baseline_per_second: float) -> dict[str, float]:
+    """The most the ratio could be if Kafka and Redis cost the worker per event no more than
+    a record costs the relay: the relay's time plus the worker's own code, run alone by the
+    reference model, on one core."""
+    relay_s = 1 / baseline_per_second
+    return {
+        "code_us_per_event": code_s_per_event * 1e6,
+        "relay_us_per_record": relay_s * 1e6,
+        "ratio_bound": relay_s / (relay_s + code_s_per_event),
     }
 
 
@@ -217,7 +243,7 @@ async def paced_latency(
     """Pace the first `latency_s` worth of a fresh copy of the stream (its ids prefixed with
     `name`, by default after the load) at `rate` per second."""
     name = name or f"lat{load * 100:.0f}"
-    events = run.stream(name)[: max(2, int(rate * run.options.latency_s))]
+    events = run.later_stream(name)[: max(2, int(rate * run.options.latency_s))]
     run.progress(f"  {len(events):,} events at {rate:,.0f}/s")
     causes = reference.causes_in(events, run.prefix(name))
     return await paced(deployment, events, causes, load, rate)
@@ -236,6 +262,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="a tiny load (the smoke test)")
     parser.add_argument("--profile", action="store_true", help="profile the worker in-process")
     parser.add_argument("--results-dir", type=Path, default=report.ROOT / "bench" / "results")
+    parser.add_argument(
+        "--max-task-idle-ms",
+        type=int,
+        default=Options.max_task_idle_ms,
+        help="the workers' ORDER_STATUS_MAX_TASK_IDLE_MS (0 shows what the default costs)",
+    )
     args = parser.parse_args(argv)
     if args.rounds < 1 or args.orders < 1:
         parser.error("--rounds and --orders must be at least 1")
@@ -245,6 +277,7 @@ def main(argv: list[str] | None = None) -> int:
         latency_s=2.0 if args.quick else args.latency_seconds,
         rounds=1 if args.quick else args.rounds,
         results_dir=args.results_dir,
+        max_task_idle_ms=args.max_task_idle_ms,
     )
     with local_broker() as broker, local_redis(None) as redis_url:
         run = Run(options, broker.bootstrap_servers, redis_url)

@@ -31,6 +31,12 @@ PACKAGE = "order-status-worker"
 log = structlog.get_logger("worker.cli")
 
 
+def tune_garbage_collection() -> None:
+    """Once the worker has started: what exists now lives as long as the process."""
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLDS)
+
+
 async def _run(settings: Settings) -> int:
     """The worker until SIGTERM (0: it finished the batch in hand) or a fatal error (1: nothing
     of the failed batch is committed; the orchestrator restarts it and the input is read again)."""
@@ -43,8 +49,7 @@ async def _run(settings: Settings) -> int:
         loop.add_signal_handler(signum, worker.request_stop)
     try:
         await worker.start()
-        gc.freeze()  # modules, schemas and the app live as long as the process: never collect them
-        gc.set_threshold(*GC_THRESHOLDS)
+        tune_garbage_collection()
         await worker.wait()
     except Exception as error:
         worker.failed(error)

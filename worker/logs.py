@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable, Iterable
 from importlib.metadata import version
 from types import TracebackType
-from typing import Literal
+from typing import Literal, TextIO, cast
 
 import structlog
 
@@ -27,7 +27,7 @@ log = structlog.get_logger("worker")
 
 # Their INFO lines repeat what the worker says itself (a rebalance is 8 lines per group from
 # aiokafka): warnings and errors only, unless DEBUG is asked for.
-CHATTY_LIBRARIES = ("aiokafka", "uvicorn", "faststream")
+CHATTY_LIBRARIES = ("aiokafka", "uvicorn")
 
 
 def configure_logging(log_format: Literal["json", "console"], level: str = "INFO") -> None:
@@ -47,11 +47,11 @@ def configure_logging(log_format: Literal["json", "console"], level: str = "INFO
     structlog.configure(
         processors=[*shared, renderer],
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level)),
-        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
+        logger_factory=structlog.PrintLoggerFactory(_STDERR),
         cache_logger_on_first_use=True,
     )
 
-    handler = logging.StreamHandler(sys.stderr)
+    handler = logging.StreamHandler(_STDERR)
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
             foreign_pre_chain=[structlog.stdlib.add_logger_name, *shared],
@@ -65,6 +65,20 @@ def configure_logging(log_format: Literal["json", "console"], level: str = "INFO
         logging.getLogger(name).setLevel(level if level == "DEBUG" else "WARNING")
     logging.captureWarnings(True)
     sys.excepthook = _log_uncaught
+
+
+class _CurrentStderr:
+    """Whatever `sys.stderr` is when a line is written: a stream taken at configuration time may be
+    closed by then (a test harness swaps stderr per test; an embedding program may too)."""
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+
+_STDERR: TextIO = cast("TextIO", _CurrentStderr())
 
 
 def _log_uncaught(

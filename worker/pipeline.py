@@ -74,6 +74,7 @@ class BatchReport:
     """Records taken from each topic (not seen before)."""
     applied: int = 0
     entities: int = 0
+    """Entities settled: with items released, or a timer due."""
     timers: int = 0
     """Entities whose timers fired."""
     dead_letters: Counter[DeadLetterReason] = field(default_factory=Counter)
@@ -227,6 +228,7 @@ class Pipeline(Generic[V, R]):
             for entity_id in entity_ids:
                 by_entity.setdefault(entity_id, [])
             report.timers += len(entity_ids)
+        report.entities = sum(len(by_entity) for by_entity in inputs.values())
         writing = [p for p in groups if inputs.get(p) or p in dead]
         if writing:
             # 4. Read the records.

@@ -37,6 +37,10 @@ def test_the_quick_benchmark_writes_positive_figures(tmp_path: Path) -> None:
     assert all(rate > 0 for rate in throughputs)
     assert results["ratios"]["worker_over_baseline"] > 0
     assert results["ratios"]["two_over_one_process"] > 0
+    floor = results["floor"]
+    assert floor["code_us_per_event"] > 0
+    assert floor["relay_us_per_record"] > 0
+    assert 0 < floor["ratio_bound"] < 1
     assert [latency["load"] for latency in results["latency"]] == [0.25, 0.5]
     assert all(0 <= lat["p50_ms"] <= lat["max_ms"] for lat in results["latency"])
     assert results["memory"]["worker_peak_rss_mib"] > 0

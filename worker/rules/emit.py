@@ -58,6 +58,8 @@ class Emitted:
 class Outcome:
     record: OrderRecord
     emitted: list[Emitted] = field(default_factory=list)
+    creations: list[ev.OrderEvent] = field(default_factory=list)
+    """Creations whose source version waits until the events parked for them have been applied."""
 
 
 def output_id(cause: str, kind: str, subject: str) -> str:

@@ -51,6 +51,7 @@ def apply(
         _fire_timers(outcome, moment, policy)
         if _apply_one(outcome, item.event, item.received_at, item.origin, moment, policy):
             _retry_parked(outcome, moment, policy)
+            _version_creations(outcome)
         _fire_timers(outcome, moment, policy, at=moment)
     if current.order is not None:
         current.order.forget_source()
@@ -148,13 +149,32 @@ def _apply_one(
         # A deleted draft's line items are gone: the services they created are canceled.
         outcome.emitted.extend(service_actions(order, {}, before, line_items_before, cause))
         return True
-    versioned(order, event, to_change=True).advance(event.source, event.sequence, event.time)
+    if isinstance(event, _CREATIONS) and record.parked:
+        outcome.creations.append(event)
+    else:
+        versioned(order, event, to_change=True).advance(event.source, event.sequence, event.time)
     outcome.emitted.extend(state_changes(order, before, cause, actor))
     outcome.emitted.extend(fallout_events(order, before, cause))
     outcome.emitted.extend(
         service_actions(order, order.line_items, before, line_items_before, cause)
     )
     return True
+
+
+_CREATIONS = (ev.OrderCreated, ev.WorkOrderCreated, ev.TaskCreated)
+
+
+def _version_creations(outcome: Outcome) -> None:
+    """Record the versions of the creations just applied, after the events that waited for them:
+    one its source sent before the creation, and parked because it arrived first, is applied as
+    the source sent it, not judged stale against the creation that released it."""
+    if not outcome.creations:
+        return
+    order = outcome.record.order
+    assert order is not None  # a creation made it
+    for event in outcome.creations:
+        versioned(order, event, to_change=True).advance(event.source, event.sequence, event.time)
+    outcome.creations.clear()
 
 
 def _park(

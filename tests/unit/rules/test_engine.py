@@ -105,6 +105,37 @@ def test_a_sequence_is_compared_only_with_the_version_of_the_same_entity() -> No
     assert run.send(e.task_created("W1", "T9")).state("T9") == "in_progress"
 
 
+def test_a_parked_event_is_not_stale_against_the_creation_its_source_sent_after_it() -> None:
+    """The source sent the fallout (sequence 6) before the task's creation (7), and the fallout
+    arrived first: parked, then applied when the task is created, as sent (found by hypothesis)."""
+    e, run = Events(), Run()
+    run.send(*submitted(item("L1", wo("W1")))(e), e.command("order.approved"))
+    early = e.make(
+        "task.fallout.raised",
+        sequence=6,
+        source="/wfm",
+        task_id="T9",
+        fallout_id="F1",
+        category="provisioning failure",
+        reason="a",
+    )
+    assert run.send(early).emitted == []
+    sent = run.send(
+        e.make(
+            "task.created",
+            sequence=7,
+            source="/wfm",
+            work_order_id="W1",
+            task_id="T9",
+            state="open",
+        )
+    )
+    assert sent.stale == []
+    assert run.order.tasks["T9"].fallouts["F1"].open
+    assert run.order.tasks["T9"].sequences == {"/wfm": 7}
+    assert run.send(e.task_updated("T9", "in_progress", sequence=6, source="/wfm")).stale != []
+
+
 # --- duplicates -----------------------------------------------------------------------------------
 
 
