@@ -227,12 +227,14 @@ async def deploy(
     backlog: Sequence[Event],
     log_dir: Path,
     launch: Launch = WorkerProcess,
+    partitions: int = 4,
 ) -> AsyncIterator[Deployment]:
     """Produce `backlog` to fresh topics, then start `processes` workers on them in one consumer
     group. Everything is on the broker before a worker fetches, as after an outage: the worker
     merges its topics exactly in event-time order, and its outputs are the reference model's.
-    `launch` makes something else than `order-status run` the worker (bench/quix_baseline.py)."""
-    await create_topics(settings)
+    `launch` makes something else than `order-status run` the worker (bench/quix_baseline.py);
+    `partitions`: of every topic (bench/scale.py shares six between 1, 2 and 3 processes)."""
+    await create_topics(settings, partitions)
     env = worker_env(settings)
     workers = [
         launch(env, str(log_dir / f"{settings.group_id}-{number}.log"))
@@ -264,17 +266,24 @@ def _now_ms() -> int:
     return int(time.time() * 1000)
 
 
-async def _wait_until_joined(settings: Settings, timeout_s: float = 60) -> None:
-    """Until the order stage's consumer group is stable with a member (Tansu answers with the
-    group's state; its assignments it leaves empty)."""
+async def _wait_until_joined(settings: Settings) -> None:
+    await wait_until_stable(settings, [settings.group_id], 1)
+
+
+async def wait_until_stable(
+    settings: Settings, groups: Sequence[str], members: int, timeout_s: float = 60
+) -> None:
+    """Until each consumer group is stable with at least `members` members (Tansu answers with
+    the group's state; its assignments it leaves empty)."""
     admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap_servers)
     await admin.start()
     try:
         async with asyncio.timeout(timeout_s):
-            state: tuple[str, int] | None = None
-            while state is None or state[0] != "Stable" or state[1] < 1:
-                await asyncio.sleep(0.02)
-                state = await _state(admin, settings.group_id)
+            for group in groups:
+                state: tuple[str, int] | None = None
+                while state is None or state[0] != "Stable" or state[1] < members:
+                    await asyncio.sleep(0.02)
+                    state = await _state(admin, group)
     finally:
         await admin.close()
 

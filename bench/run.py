@@ -2,6 +2,7 @@
 
     python bench/run.py [--orders N] [--rounds R] [--quick] [--results-dir DIR]
     python bench/run.py --profile [--orders N]    the full-speed run in-process under cProfile
+    python bench/run.py --scale [--orders N] [--rounds R]    1, 2, 3 processes on a Redis Cluster
 
 One run measures, on the same machine and broker (see BENCHMARKS.md for what each figure means):
 1. the transport ceiling: a minimal aiokafka consume → json → produce → commit loop over the input;
@@ -261,6 +262,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--quick", action="store_true", help="a tiny load (the smoke test)")
     parser.add_argument("--profile", action="store_true", help="profile the worker in-process")
+    parser.add_argument(
+        "--scale",
+        action="store_true",
+        help="scale-out instead: 1, 2 and 3 processes on a local Redis Cluster (bench/scale.py)",
+    )
     parser.add_argument("--results-dir", type=Path, default=report.ROOT / "bench" / "results")
     parser.add_argument(
         "--max-task-idle-ms",
@@ -279,6 +285,12 @@ def main(argv: list[str] | None = None) -> int:
         results_dir=args.results_dir,
         max_task_idle_ms=args.max_task_idle_ms,
     )
+    command = " ".join(["bench/run.py", *(argv or sys.argv[1:])])
+    if args.scale:
+        # Imported here: bench.scale builds on this module's Run.
+        from bench.scale import main as scale
+
+        return scale(options, command)
     with local_broker() as broker, local_redis(None) as redis_url:
         run = Run(options, broker.bootstrap_servers, redis_url)
         if args.profile:
@@ -288,7 +300,7 @@ def main(argv: list[str] | None = None) -> int:
         shutil.rmtree(run.log_dir)
     results = {
         **provenance,
-        "command": " ".join(["bench/run.py", *(argv or sys.argv[1:])]),
+        "command": command,
         **figures,
     }
     print()

@@ -26,15 +26,26 @@ class Term(Strict):
     period_days: StrictInt = Field(default=365, gt=0, le=MAX_PERIOD_DAYS)
 
 
+DueAt = Annotated[
+    Timestamp | None,
+    Field(
+        description="When the entity should be final (TMF requestedCompletionDate): past it, "
+        "not final, it is in jeopardy (overdue)."
+    ),
+]
+
+
 class NewTask(Strict):
     task_id: Id
     state: TaskState = TaskState.OPEN
+    due_at: DueAt = None
 
 
 class NewWorkOrder(Strict):
     work_order_id: Id
     kind: WorkOrderKind = "service"
     state: WorkOrderState = WorkOrderState.DRAFT
+    due_at: DueAt = None
     tasks: list[NewTask] = []
 
 
@@ -45,6 +56,7 @@ class NewLineItem(Strict):
     product_id: Id | None = None
     location_id: Id | None = None
     term: Term | None = None
+    due_at: DueAt = None
     work_orders: list[NewWorkOrder] = []
 
 
@@ -56,6 +68,7 @@ class OrderCreatedData(Strict):
         default=False, description="Submitting starts enrichment instead of making it new."
     )
     account_id: Id | None = None
+    due_at: DueAt = None
     line_items: list[NewLineItem] = []
 
 
@@ -89,12 +102,21 @@ class WorkOrderCreatedData(Strict):
     work_order_id: Id
     kind: WorkOrderKind = "service"
     state: WorkOrderState = WorkOrderState.DRAFT
+    due_at: DueAt = None
+
+
+# Not in the v1 contract: an update may move the due time (absent: it stays).
+MovedDueAt = Annotated[
+    Timestamp | None,
+    Field(description="A new due time (absent: unchanged); a later one clears an overdue."),
+]
 
 
 class WorkOrderUpdatedData(Strict):
     order_id: Id
     work_order_id: Id
     state: WorkOrderState
+    due_at: MovedDueAt = None
 
 
 class TaskCreatedData(Strict):
@@ -102,12 +124,14 @@ class TaskCreatedData(Strict):
     work_order_id: Id
     task_id: Id
     state: TaskState = TaskState.OPEN
+    due_at: DueAt = None
 
 
 class TaskUpdatedData(Strict):
     order_id: Id
     task_id: Id
     state: TaskState
+    due_at: MovedDueAt = None
 
 
 class FalloutRaisedData(Strict):

@@ -94,6 +94,48 @@ class UpdateStaleData(Strict):
     caused_by: str
 
 
+JeopardyLevel = Literal["order", "line_item", "work_order", "task"]
+JeopardyReason = Literal["overdue", "stalled", "fallout_open"]
+
+
+class OpenFallout(Strict):
+    task_id: str
+    fallout_id: str
+    category: str
+    assigned_group: str | None
+    raised_at: AwareDatetime | None = Field(description="When the fallout was raised.")
+
+
+class JeopardyData(Strict):
+    order_id: str
+    entity: JeopardyLevel
+    id: str = Field(description="The entity's id (the order's own id for an order).")
+    reason: JeopardyReason = Field(
+        description="overdue: not final past its due time; stalled: no state change of it or "
+        "anything under it for the profile's limit; fallout_open: a fallout under it open for "
+        "longer than the profile's limit."
+    )
+    state: str | None = Field(
+        description="The entity's state at `at` (none: it was removed with its line item)."
+    )
+    due_at: AwareDatetime | None = Field(description="The entity's due time, if it has one.")
+    since: AwareDatetime = Field(
+        description="When the entity went into jeopardy for this reason: its due time, the end "
+        "of the time allowed without progress, or of the time a fallout may stay open."
+    )
+    late_by_s: float = Field(
+        description="Seconds from `since` to `at`: how far past the limit the entity is (raised) "
+        "or was when the jeopardy ended (cleared)."
+    )
+    open_fallouts: list[OpenFallout] = Field(
+        description="The fallouts open on the entity's tasks (its own, for a task) at `at`."
+    )
+    caused_by: str = Field(
+        description="The input that ended it, else the id naming the episode (the timer)."
+    )
+    at: AwareDatetime = Field(description="The event time at which it was judged.")
+
+
 class ServiceFulfillmentChangedData(Strict):
     service_id: str
     previous: ServiceState | None
@@ -192,6 +234,13 @@ class UpdateStale(Produced):
     data: UpdateStaleData
 
 
+class JeopardyEvent(Produced):
+    """Raised once when an entity goes into jeopardy for a reason, cleared once when that ends."""
+
+    type: Literal["jeopardy.raised", "jeopardy.cleared"]
+    data: JeopardyData
+
+
 class ServiceFulfillmentChanged(Produced):
     type: Literal["service.fulfillment.changed"] = "service.fulfillment.changed"
     data: ServiceFulfillmentChangedData
@@ -229,7 +278,7 @@ StatusEvent = (
     | OrderStateChanged
     | OrderDeleted
 )
-OpsEvent = FalloutEvent | CommandRejected | UpdateStale
+OpsEvent = FalloutEvent | CommandRejected | UpdateStale | JeopardyEvent
 ServiceStatusEvent = (
     ServiceFulfillmentChanged
     | ServiceTermRenewed

@@ -9,6 +9,7 @@ worker (the other stages finish their batch in hand), without committing; `run` 
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import ssl
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -17,7 +18,7 @@ from typing import Any
 
 import structlog
 from aiokafka.admin import AIOKafkaAdminClient
-from redis.asyncio import Redis
+from starlette.routing import BaseRoute
 
 from worker.engine.errors import Fatal
 from worker.engine.observer import EngineObserver
@@ -31,9 +32,11 @@ from worker.stages.activity import ActivityStage
 from worker.stages.base import Stage
 from worker.stages.orders import OrdersStage
 from worker.stages.services import ServicesStage
-from worker.store.groups import StageStore
+from worker.store.groups import RedisClient, StageStore
+from worker.store.plan import PlanStore
 from worker.store.reader import StageCounts, record_topology
 from worker.topology import Partitions, ensure_topics
+from worker.web import plan_routes
 
 log = structlog.get_logger("worker.app")
 
@@ -72,7 +75,7 @@ class Worker:
     log progress: `order-status run` and `dev` do; tests need not."""
 
     settings: Settings
-    redis: Redis
+    redis: RedisClient
     on_batch: BatchListener | None = None
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
     serve_http: bool = False
@@ -113,7 +116,11 @@ class Worker:
         settings = self.settings
         if self.serve_http:
             self.server = ObservabilityServer(
-                self.metrics, self.health, settings.http_host, settings.http_port
+                self.metrics,
+                self.health,
+                settings.http_host,
+                settings.http_port,
+                self._plan_routes(),
             )
             await self.server.start()
             self._background.append(
@@ -195,6 +202,24 @@ class Worker:
             self._tasks.append(task)
         self.health.add_check("broker", broker_check(self.runners[0].consumer))
 
+    def _plan_routes(self) -> list[BaseRoute]:
+        """The plan view over this worker's Redis, unless it would be open to the network: on an
+        address other than loopback it needs a token or basic-auth credentials."""
+        settings = self.settings
+        if not (settings.web.protected or _is_loopback(settings.http_host)):
+            log.warning(
+                "plan view not served: it would be open to the network without credentials",
+                http_host=settings.http_host,
+                set="ORDER_STATUS_WEB__BEARER_TOKEN, or ORDER_STATUS_WEB__BASIC_USERNAME and "
+                "ORDER_STATUS_WEB__BASIC_PASSWORD",
+            )
+            return []
+        return plan_routes(
+            PlanStore(self.redis, settings.group_id),
+            settings.web,
+            timeline_limit=settings.web.timeline_events,
+        )
+
     def request_stop(self) -> None:
         """SIGTERM: every stage stops after the batch in hand."""
         log.info("stop requested: finishing the batch in hand")
@@ -240,6 +265,15 @@ class Worker:
             raise failures[0]
         cancelled = any(task.cancelled() for task in self._tasks)
         log_shutdown(not cancelled, "stop requested")
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:  # a host name: it may resolve to anything
+        return False
 
 
 def consumer_group(settings: Settings, stage: str) -> str:

@@ -13,18 +13,21 @@ import types
 import typing
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 import annotated_types
 from pydantic import BaseModel, SecretStr, ValidationError
 from pydantic.fields import FieldInfo
 from pydantic_core import ErrorDetails
-from redis.asyncio import Redis
+from redis.asyncio import Redis, RedisCluster
+from redis.asyncio.connection import AbstractConnection
 from redis.connection import HiredisRespSerializer
 from redis.typing import EncodableT
 
 from worker.settings import Settings
+
+C = TypeVar("C", bound=AbstractConnection)
 
 ENV_PREFIX = str(Settings.model_config.get("env_prefix") or "")
 NESTED_DELIMITER = str(Settings.model_config.get("env_nested_delimiter") or "__")
@@ -68,18 +71,33 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Loaded:
     return Loaded(settings, unknown_variables(os.environ if environ is None else environ))
 
 
-def redis_client(settings: Settings) -> Redis:
-    """Redis at REDIS_URL with the configured timeouts: a Redis that stops answering fails the
-    command (and the batch retries) instead of hanging it."""
+def redis_client(settings: Settings) -> Redis | RedisCluster:
+    """Redis at REDIS_URL, standalone or cluster (ORDER_STATUS_REDIS_CLUSTER), with the
+    configured timeouts: a Redis that stops answering fails the command (and the batch retries)
+    instead of hanging it. Its connections pack commands with hiredis (`HiredisPacking`)."""
+    timeout, connect_timeout = settings.redis_socket_timeout_s, settings.redis_connect_timeout_s
+    if settings.redis_cluster:
+        cluster = RedisCluster.from_url(
+            settings.redis_url, socket_timeout=timeout, socket_connect_timeout=connect_timeout
+        )
+        # Every node's connections are made from these, the nodes found later included.
+        packing = _hiredis_packing(cluster.connection_kwargs["connection_class"])
+        cluster.connection_kwargs["connection_class"] = packing
+        for node in cluster.startup_nodes:
+            node.connection_class = packing
+        return cluster
     client = Redis.from_url(
-        settings.redis_url,
-        socket_timeout=settings.redis_socket_timeout_s,
-        socket_connect_timeout=settings.redis_connect_timeout_s,
+        settings.redis_url, socket_timeout=timeout, socket_connect_timeout=connect_timeout
     )
     pool = client.connection_pool
-    chosen = pool.connection_class  # by the URL's scheme: TCP, TLS or a Unix socket
-    pool.connection_class = type(f"HiredisPacking{chosen.__name__}", (HiredisPacking, chosen), {})
+    pool.connection_class = _hiredis_packing(pool.connection_class)
     return client
+
+
+def _hiredis_packing(chosen: type[C]) -> type[C]:
+    """The connection class chosen by the URL's scheme (TCP, TLS or a Unix socket), packing with
+    hiredis."""
+    return type(f"HiredisPacking{chosen.__name__}", (HiredisPacking, chosen), {})
 
 
 class HiredisPacking:

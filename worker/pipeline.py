@@ -34,7 +34,7 @@ import structlog
 from aiokafka.structs import TopicPartition
 from pydantic import BaseModel
 
-from schemas.outbound import CommandRejectedData, UpdateStaleData
+from schemas.outbound import CommandRejectedData, JeopardyData, UpdateStaleData
 from worker.engine.control import Frontier, Routing, Watermark, watermark_records
 from worker.engine.errors import Fatal, MembershipLost, retrying
 from worker.engine.group import GroupState
@@ -246,6 +246,7 @@ class Pipeline(Generic[V, R]):
                     loaded[partition],
                     dead.get(partition, []),
                     report,
+                    now,
                 )
 
             # 6. Write each group's batch atomically.
@@ -375,8 +376,10 @@ class Pipeline(Generic[V, R]):
         loaded: Mapping[str, R | None],
         dead: list[OutboxEntry],
         report: BatchReport,
+        now: datetime,
     ) -> tuple[GroupWrite[R], list[OutboxEntry]]:
-        """Every entity of the group through the rules: the group's write and its outbox."""
+        """Every entity of the group through the rules: the group's write and its outbox (`now`:
+        when the batch started, for the stage's indexes)."""
         keys = self.store.keys(group.partition)
         until = from_us(max(group.frontier, 0))
         write: GroupWrite[R] = GroupWrite(group.meta)
@@ -393,9 +396,13 @@ class Pipeline(Generic[V, R]):
                 write.ops.append(("Z", keys.timers, due_ms, entity_id))
                 floor = group.due_floor_ms
                 group.due_floor_ms = due_ms if floor is None else min(floor, due_ms)
-            write.ops.extend(self.stage.extra_ops(keys.tag, entity_id, before, settled.record))
+            write.ops.extend(
+                self.stage.extra_ops(
+                    keys.tag, entity_id, before, settled.record, settled.emitted, now
+                )
+            )
             report.emitted.extend(settled.emitted)
-            _log_refusals(settled.emitted)
+            log_ops_events(settled.emitted)
             for emitted in settled.emitted:
                 topic = self.stage.topic_of(emitted)
                 if topic == self.stage.downstream_topic:
@@ -492,10 +499,11 @@ def reason_class(reason: str) -> DeadLetterReason:
     return DeadLetterReason.INVALID
 
 
-def _log_refusals(emitted: Iterable[Emitted]) -> None:
-    """A log line for each refused or stale input, bound to its event id."""
+def log_ops_events(emitted: Iterable[Emitted]) -> None:
+    """A log line for each refused or stale input and each jeopardy raised or cleared, bound to
+    the id of the event that caused it."""
     for item in emitted:
         data = item.event.data
-        if isinstance(data, CommandRejectedData | UpdateStaleData):
+        if isinstance(data, CommandRejectedData | UpdateStaleData | JeopardyData):
             fields = data.model_dump(mode="json", exclude={"caused_by", "at"}, exclude_none=True)
             log.info(item.event.type, event_id=data.caused_by, **fields)

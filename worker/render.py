@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from schemas.outbound import JeopardyLevel
 from worker.rules.service import ServiceRecord
-from worker.rules.snapshot import Order, OrderRecord
+from worker.rules.snapshot import Order, OrderRecord, Timed
 
 _KINDS = {
     "task.state.changed": ("task", "task_id"),
@@ -42,6 +43,13 @@ def timeline_line(event: dict[str, Any]) -> str:
             f"{moment}  stale update of {data['entity']} {data['id']} ignored: sequence "
             f"{data['sequence']} < applied {data['applied_sequence']} from {data['source']}"
         )
+    if kind.startswith("jeopardy."):
+        fallouts = ", ".join(fallout["fallout_id"] for fallout in data["open_fallouts"])
+        return (
+            f"{moment}  {kind:<25} {data['entity'].replace('_', ' ')} {data['id']}: "
+            f"{data['reason']} since {data['since']} ({_duration(data['late_by_s'])} past; "
+            f"{data['state'] or 'removed'}{'; open fallouts ' + fallouts if fallouts else ''})"
+        )
     if kind == "order.deleted":
         return f"{moment}  order {data['order_id']} deleted"
     if kind == "service.fulfillment.changed":
@@ -65,6 +73,11 @@ def timeline_line(event: dict[str, Any]) -> str:
     return f"{moment}  {kind} {data}"
 
 
+def _duration(seconds: float) -> str:
+    minutes = round(seconds / 60)
+    return f"{minutes // 60}h{minutes % 60:02d}m"
+
+
 def order_tree(record: OrderRecord) -> str:
     order = record.order
     if order is None:
@@ -72,6 +85,7 @@ def order_tree(record: OrderRecord) -> str:
     lines = [
         f"order {order.order_id}  {order.state}  (profile {order.profile}"
         f"{', account ' + order.account_id if order.account_id else ''})"
+        f"{_jeopardy(order, 'order', order.order_id, order)}"
         f"{'  DELETED' if record.deleted else ''}"
     ]
     items = list(order.line_items.values())
@@ -80,7 +94,7 @@ def order_tree(record: OrderRecord) -> str:
         service = f" {item.service_id}" if item.service_id else ""
         lines.append(
             f"{'└─' if last_item else '├─'} line item {item.line_item_id}  {item.state}"
-            f"  ({item.action}{service})"
+            f"  ({item.action}{service}){_jeopardy(order, 'line_item', item.line_item_id, item)}"
         )
         lines.extend(_work_order_lines(order, item.work_order_ids, "   " if last_item else "│  "))
     return "\n".join(lines)
@@ -94,6 +108,7 @@ def _work_order_lines(order: Order, work_order_ids: list[str], indent: str) -> l
         lines.append(
             f"{indent}{'└─' if last else '├─'} work order {work_order_id}  "
             f"{work_order.state}  ({work_order.kind})"
+            f"{_jeopardy(order, 'work_order', work_order_id, work_order)}"
         )
         task_indent = indent + ("   " if last else "│  ")
         for task_index, task_id in enumerate(work_order.task_ids):
@@ -104,8 +119,21 @@ def _work_order_lines(order: Order, work_order_ids: list[str], indent: str) -> l
                 for f in task.fallouts.values()
             )
             branch = "└─" if task_index == len(work_order.task_ids) - 1 else "├─"
-            lines.append(f"{task_indent}{branch} task {task_id}  {task.state}{fallouts}")
+            lines.append(
+                f"{task_indent}{branch} task {task_id}  {task.state}{fallouts}"
+                f"{_jeopardy(order, 'task', task_id, task)}"
+            )
     return lines
+
+
+def _jeopardy(order: Order, level: JeopardyLevel, entity_id: str, entity: Timed) -> str:
+    """The entity's due time and the jeopardy it is in, if any."""
+    due = f"  due {entity.due_at.isoformat()}" if entity.due_at else ""
+    return due + "".join(
+        f"  IN JEOPARDY: {episode.reason} since {episode.since.isoformat()}"
+        for episode in order.jeopardy.values()
+        if episode.entity == level and episode.id == entity_id
+    )
 
 
 def service_view(record: ServiceRecord) -> str:

@@ -6,17 +6,102 @@ generated from this model (`worker.config`), so a new setting is documented by a
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from collections.abc import Mapping
+from datetime import timedelta
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from schemas.outbound import JeopardyLevel
 from schemas.topics import DEFAULT_BOOTSTRAP_SERVERS, Topics
+from worker.rules.inputs import DEFAULT_JEOPARDY, LONGEST, JeopardyLimits
 from worker.rules.states import Profile
+from worker.web.settings import WebSettings
 
-__all__ = ["Settings", "Topics"]
+__all__ = ["JeopardySettings", "Settings", "Topics"]
 
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
+
+_NAMES: dict[JeopardyLevel, str] = {
+    "task": "a task",
+    "work_order": "a work order",
+    "line_item": "a line item",
+    "order": "an order",
+}
+
+
+def _limit(reason: Literal["stalled", "fallout_open"], level: JeopardyLevel) -> Any:
+    """A jeopardy threshold in hours, its default from `DEFAULT_JEOPARDY`."""
+    default = (DEFAULT_JEOPARDY.stalled if reason == "stalled" else DEFAULT_JEOPARDY.fallout_open)[
+        level
+    ]
+    assert default is not None  # every default threshold is on
+    if reason == "stalled":
+        under = "" if level == "task" else " of its own or of anything under it"
+        meaning = f"the longest {_NAMES[level]} may go without a state change{under}"
+    else:
+        on = "a task" if level == "task" else f"a task under {_NAMES[level]}"
+        meaning = f"the longest a fallout on {on} may stay open"
+    description = f"Jeopardy `{reason}` of the profile: {meaning} (hours; 0: never judged)."
+    return Field(
+        default=default / timedelta(hours=1),
+        ge=0,
+        le=LONGEST / timedelta(hours=1),
+        description=description,
+    )
+
+
+def _hours(limits: Mapping[JeopardyLevel, float]) -> dict[JeopardyLevel, timedelta | None]:
+    return {level: timedelta(hours=hours) if hours else None for level, hours in limits.items()}
+
+
+class JeopardyThresholds(BaseModel):
+    """One profile's jeopardy thresholds per level, in hours (DOMAIN.md "Jeopardy")."""
+
+    stalled_task_h: float = _limit("stalled", "task")
+    stalled_work_order_h: float = _limit("stalled", "work_order")
+    stalled_line_item_h: float = _limit("stalled", "line_item")
+    stalled_order_h: float = _limit("stalled", "order")
+    fallout_open_task_h: float = _limit("fallout_open", "task")
+    fallout_open_work_order_h: float = _limit("fallout_open", "work_order")
+    fallout_open_line_item_h: float = _limit("fallout_open", "line_item")
+    fallout_open_order_h: float = _limit("fallout_open", "order")
+
+    def limits(self) -> JeopardyLimits:
+        return JeopardyLimits(
+            stalled=_hours(
+                {
+                    "task": self.stalled_task_h,
+                    "work_order": self.stalled_work_order_h,
+                    "line_item": self.stalled_line_item_h,
+                    "order": self.stalled_order_h,
+                }
+            ),
+            fallout_open=_hours(
+                {
+                    "task": self.fallout_open_task_h,
+                    "work_order": self.fallout_open_work_order_h,
+                    "line_item": self.fallout_open_line_item_h,
+                    "order": self.fallout_open_order_h,
+                }
+            ),
+        )
+
+
+class JeopardySettings(BaseModel):
+    """The thresholds of each profile: ORDER_STATUS_JEOPARDY__<PROFILE>__<THRESHOLD>."""
+
+    standard: JeopardyThresholds = JeopardyThresholds()
+    psa: JeopardyThresholds = JeopardyThresholds()
+    tmf: JeopardyThresholds = JeopardyThresholds()
+
+    def limits(self) -> dict[Profile, JeopardyLimits]:
+        return {
+            Profile.STANDARD: self.standard.limits(),
+            Profile.PSA: self.psa.limits(),
+            Profile.TMF: self.tmf.limits(),
+        }
 
 
 class Settings(BaseSettings):
@@ -34,9 +119,16 @@ class Settings(BaseSettings):
     redis_url: str = Field(
         default="redis://127.0.0.1:6379/0",
         validation_alias="REDIS_URL",
-        description="Redis, standalone or a cluster endpoint (all keys of an order share a hash "
-        "tag). The conventional REDIS_URL: ORDER_STATUS_REDIS_URL is not read. Never logged "
+        description="Redis, standalone or (with ORDER_STATUS_REDIS_CLUSTER) a node of a "
+        "cluster. The conventional REDIS_URL: ORDER_STATUS_REDIS_URL is not read. Never logged "
         "with its password.",
+    )
+    redis_cluster: bool = Field(
+        default=False,
+        description="REDIS_URL is a node of a Redis Cluster (any one: the client learns the others "
+        "and follows slot moves and failovers). Each partition's keys share one hash tag, so every "
+        "batch write is one script on the node that holds its slot. A standalone client pointed at "
+        "a cluster stops at start with an error saying to set this.",
     )
     group_id: str = Field(
         default="order-status-worker",
@@ -165,6 +257,9 @@ class Settings(BaseSettings):
         description="How long an event waits for an order or parent it names before it is "
         "dead-lettered.",
     )
+    jeopardy: JeopardySettings = Field(
+        default=JeopardySettings(), description="Jeopardy thresholds per profile and level."
+    )
 
     redis_socket_timeout_s: float = Field(
         default=10.0,
@@ -185,14 +280,18 @@ class Settings(BaseSettings):
     http_host: str = Field(
         default="127.0.0.1",
         min_length=1,
-        description="Address of the HTTP server for /metrics, /health/live and /health/ready "
-        "(0.0.0.0 in a container, so probes and Prometheus reach it).",
+        description="Address of the HTTP server for /metrics, /health/live, /health/ready and "
+        "the plan view (0.0.0.0 in a container, so probes and Prometheus reach it).",
     )
     http_port: int = Field(
         default=8080,
         ge=0,
         le=65535,
         description="Port of the HTTP server; 0 picks a free port (the start-up line says which).",
+    )
+    web: WebSettings = Field(
+        default=WebSettings(),
+        description="Who may read the plan view served beside the metrics (issue 15).",
     )
     liveness_stall_s: float = Field(
         default=120.0,

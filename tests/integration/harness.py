@@ -18,14 +18,15 @@ from typing import Any, TypeVar
 
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-from redis.asyncio import Redis
 
 from worker.app import Worker
 from worker.config import redis_client
+from worker.dev import create_topics
 from worker.engine.control import CONTROL, WATERMARK
 from worker.pipeline import BatchReport
-from worker.settings import Settings
+from worker.settings import Settings, Topics
 from worker.simulate import Simulation
+from worker.store.groups import RedisClient
 from worker.store.reader import Snapshots
 
 T = TypeVar("T")
@@ -39,6 +40,7 @@ def unique(prefix: str) -> str:
 class RunningWorker:
     settings: Settings
     reports: list[BatchReport] = field(default_factory=list)
+    worker: Worker | None = None
     _batch: asyncio.Event = field(default_factory=asyncio.Event)
 
     def report(self, report: BatchReport) -> None:
@@ -70,17 +72,38 @@ async def eventually(
         pytest.fail(f"still {answer!r}, not {expected!r}, after {timeout_s}s")
 
 
+async def new_settings(bootstrap_servers: str, redis_url: str) -> Settings:
+    """Settings of a worker of its own: topics (created here), consumer group and namespace."""
+    run = uuid.uuid4().hex[:8]
+    topics = Topics(**{name: f"{value}.{run}" for name, value in Topics().model_dump().items()})
+    settings = Settings(
+        bootstrap_servers=bootstrap_servers,
+        redis_url=redis_url,
+        group_id=f"worker-{run}",
+        topics=topics,
+        producer_idempotence=False,
+        session_timeout_ms=2000,
+        heartbeat_interval_ms=300,
+        batch_timeout_ms=20,
+        log_format="console",
+    )
+    await create_topics(settings)
+    return settings
+
+
 def is_control(headers: Sequence[tuple[str, bytes | None]]) -> bool:
     """A watermark on an internal topic (no event of its own)."""
     return (CONTROL, WATERMARK) in headers
 
 
-def snapshots(redis: Redis, settings: Settings) -> Snapshots:
+def snapshots(redis: RedisClient, settings: Settings) -> Snapshots:
     """The worker's snapshots, found by id (state is kept per partition)."""
     return Snapshots(redis, settings.group_id)
 
 
-async def assert_snapshots_equal(redis: Redis, settings: Settings, reference: Simulation) -> None:
+async def assert_snapshots_equal(
+    redis: RedisClient, settings: Settings, reference: Simulation
+) -> None:
     """Every order, service and account/product/location record in Redis is the simulator's."""
     reader = snapshots(redis, settings)
     for order_id, record in reference.records.items():
@@ -92,7 +115,7 @@ async def assert_snapshots_equal(redis: Redis, settings: Settings, reference: Si
         assert await reader.activity(kind, owner) == activity, key  # type: ignore[arg-type]
 
 
-async def outbox_entries(redis: Redis, settings: Settings) -> int:
+async def outbox_entries(redis: RedisClient, settings: Settings) -> int:
     """How many outputs the worker's outboxes still hold (not acknowledged by the broker)."""
     total = 0
     async for key in redis.scan_iter(match=f"{{{settings.group_id}:*}}:outbox"):
@@ -106,7 +129,7 @@ async def running_worker(
 ) -> AsyncIterator[RunningWorker]:
     running = RunningWorker(settings)
     redis = redis_client(settings)  # with the configured timeouts, as `order-status run` has it
-    worker = Worker(settings, redis, running.report)
+    worker = running.worker = Worker(settings, redis, running.report)
     if clock is not None:
         worker.clock = clock
     await worker.start()
@@ -200,6 +223,7 @@ def worker_env(settings: Settings, **overrides: str) -> dict[str, str]:
         **os.environ,
         "ORDER_STATUS_BOOTSTRAP_SERVERS": settings.bootstrap_servers,
         "REDIS_URL": settings.redis_url,
+        "ORDER_STATUS_REDIS_CLUSTER": str(settings.redis_cluster).lower(),
         "ORDER_STATUS_GROUP_ID": settings.group_id,
         "ORDER_STATUS_PRODUCER_IDEMPOTENCE": "false",
         "ORDER_STATUS_SESSION_TIMEOUT_MS": str(settings.session_timeout_ms),
@@ -240,6 +264,12 @@ class WorkerProcess:
         assert self.process is not None
         self.process.send_signal(signal.SIGKILL)
         self.process.wait()
+
+    def log_tail(self, lines: int = 30) -> str:
+        """The end of its log, for a failing test's message (the log itself is in tmp_path)."""
+        with open(self._log_path, "rb") as log:
+            tail = log.read().decode("utf-8", "replace").splitlines()[-lines:]
+        return "\n".join([f"--- {self._log_path}", *tail])
 
     def terminate(self, timeout_s: float = 15.0) -> int:
         """SIGTERM, as an orchestrator stops a pod; the exit code."""

@@ -76,8 +76,15 @@ async def reading_outputs(settings: Settings) -> AsyncIterator[Outputs]:
 
 
 async def wait_for(outputs: Outputs, expected: set[str], dead: int, timeout_s: float) -> None:
-    async with asyncio.timeout(timeout_s):
-        while not (expected <= outputs.payloads.keys() and len(outputs.dead) >= dead):
-            outputs.arrived.clear()
-            await outputs.arrived.wait()
+    try:
+        async with asyncio.timeout(timeout_s):
+            while not (expected <= outputs.payloads.keys() and len(outputs.dead) >= dead):
+                outputs.arrived.clear()
+                await outputs.arrived.wait()
+    except TimeoutError:
+        missing = sorted(expected - outputs.payloads.keys())
+        raise TimeoutError(
+            f"after {timeout_s}s, {len(missing)} of {len(expected)} outputs missing (first: "
+            f"{missing[:3]}), {len(outputs.dead)} of {dead} dead letters"
+        ) from None
     await asyncio.sleep(1.0)  # anything beyond the expected would show now

@@ -32,6 +32,7 @@ from tests.integration.outputs import Outputs, reading_outputs, wait_for
 from tests.integration.streams import Feed, Published, feed
 from worker.settings import Settings
 from worker.simulate import Simulation, simulate
+from worker.store.groups import RedisClient
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -80,7 +81,7 @@ def stream_with(record: Published, moment: datetime) -> Published:
 
 async def check(
     settings: Settings,
-    redis: Redis,
+    redis: RedisClient,
     published: Feed,
     metadata: list[RecordMetadata],
     outputs: Outputs,
@@ -164,7 +165,11 @@ async def test_live_input_with_kills_and_a_second_instance_ends_where_the_simula
                 await asyncio.sleep(1 / 400)
             reference = simulate(Feed(published).lines(), settings)
             expected = {event["id"] for event in reference.emitted}
-            await wait_for(outputs, expected, len(stream.garbage()), timeout_s=180)
+            try:
+                await wait_for(outputs, expected, len(stream.garbage()), timeout_s=180)
+            except TimeoutError as timeout:
+                logs = "\n".join(worker.log_tail() for worker in (first, second))
+                raise AssertionError(f"{timeout}\n{logs}") from None
             assert first.terminate() == 0
             assert second.terminate() == 0
         finally:

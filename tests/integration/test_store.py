@@ -72,6 +72,7 @@ async def test_a_write_read_at_an_older_version_is_refused(redis: Redis) -> None
     assert first.version == 1
     # Another owner that read version 0 (a stale instance after a rebalance) is refused.
     assert await commit(groups, stale, entry("b")) == (False, 0)
+    assert (groups.take_conflicts(), groups.take_conflicts()) == (1, 0)  # counted, then taken
     assert [e.id for e in (await groups.recover(0)).leftovers] == ["a"]
 
 

@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from datetime import timedelta
 from importlib.metadata import version
 from pathlib import Path
 
 import pytest
 import redis
+from redis.asyncio import RedisCluster
 
 from worker.cli import main
 from worker.config import (
@@ -25,7 +27,10 @@ from worker.config import (
     unknown_variables,
 )
 from worker.embedded import embedded_redis
+from worker.rules import Profile
+from worker.rules.inputs import DEFAULT_JEOPARDY
 from worker.settings import Settings
+from worker.stages.base import policy
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 TABLE = re.compile(r"<!-- settings: begin.*?-->\n(.*?)\n<!-- settings: end -->", re.DOTALL)
@@ -228,7 +233,33 @@ def test_show_never_prints_the_redis_password(
     assert "s3cret" not in printed.out + printed.err
 
 
-def test_the_redis_client_has_the_configured_timeouts() -> None:
-    settings = Settings(redis_socket_timeout_s=3.5, redis_connect_timeout_s=1.5)
-    options = redis_client(settings).connection_pool.connection_kwargs
+@pytest.mark.parametrize("cluster", [False, True], ids=["standalone", "cluster"])
+def test_the_redis_client_has_the_configured_timeouts(cluster: bool) -> None:
+    settings = Settings(
+        redis_socket_timeout_s=3.5, redis_connect_timeout_s=1.5, redis_cluster=cluster
+    )
+    client = redis_client(settings)
+    if isinstance(client, RedisCluster):  # each node's connections are made with these
+        options = client.connection_kwargs
+    else:
+        options = client.connection_pool.connection_kwargs
+    assert isinstance(client, RedisCluster) is cluster
     assert (options["socket_timeout"], options["socket_connect_timeout"]) == (3.5, 1.5)
+
+
+def test_jeopardy_thresholds_are_read_per_profile_and_level(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("ORDER_STATUS_JEOPARDY__PSA__STALLED_TASK_H", "1.5")
+    monkeypatch.setenv("ORDER_STATUS_JEOPARDY__PSA__FALLOUT_OPEN_ORDER_H", "0")
+    jeopardy = policy(load_settings({}).settings).jeopardy
+    assert jeopardy[Profile.PSA].stalled["task"] == timedelta(hours=1.5)
+    assert jeopardy[Profile.PSA].fallout_open["order"] is None  # 0: never judged
+    assert jeopardy[Profile.STANDARD] == DEFAULT_JEOPARDY
+    assert jeopardy[Profile.TMF].stalled["order"] == timedelta(days=7)
+
+
+def test_a_negative_jeopardy_threshold_names_its_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ORDER_STATUS_JEOPARDY__TMF__FALLOUT_OPEN_TASK_H", "-1")
+    with pytest.raises(ConfigurationError, match="ORDER_STATUS_JEOPARDY__TMF__FALLOUT_OPEN_TASK_H"):
+        load_settings({})

@@ -28,10 +28,12 @@ from worker.observe import Metrics
 KUBERNETES_VERSION = "1.37.0"
 CRD_SCHEMAS = Path(__file__).parent / "crd_schemas"
 REDIS_DIR = DEPLOY_DIR / "redis"
+REDIS_CLUSTER_DIR = DEPLOY_DIR / "redis-cluster"
 DASHBOARD = DEPLOY_DIR / "grafana-dashboard.json"
 MANIFESTS = [
     (path, doc)
-    for path in [*sorted(DEPLOY_DIR.glob("*.yaml")), *sorted(REDIS_DIR.glob("*.yaml"))]
+    for directory in (DEPLOY_DIR, REDIS_DIR, REDIS_CLUSTER_DIR)
+    for path in sorted(directory.glob("*.yaml"))
     for doc in _yaml_documents(path)
     if doc["kind"] != "Kustomization"  # kustomize's own file, not an API object
 ]
@@ -171,16 +173,51 @@ def test_redis_keeps_an_append_only_file_synced_every_second() -> None:
     assert flags["--appendfsync"] == "everysec"
     assert flags["--maxmemory-policy"] == "noeviction"
 
-    conf = next(d for _, d in MANIFESTS if d["kind"] == "ConfigMap" and "redis.conf" in d["data"])
-    lines = {
+    for directory in (REDIS_DIR, REDIS_CLUSTER_DIR):
+        lines = _redis_conf(directory)
+        assert (lines["appendonly"], lines["appendfsync"]) == ("yes", "everysec"), directory.name
+        assert lines["maxmemory-policy"] == "noeviction", directory.name
+        statefulset = _in(directory, "StatefulSet")
+        assert statefulset["spec"]["volumeClaimTemplates"][0]["metadata"]["name"] == "data"
+        (mount,) = [
+            m
+            for m in statefulset["spec"]["template"]["spec"]["containers"][0]["volumeMounts"]
+            if m["name"] == "data"
+        ]
+        assert mount["mountPath"] == lines["dir"], directory.name
+
+
+def _in(directory: Path, kind: str) -> dict[str, Any]:
+    """The one object of a kind in a directory of deploy/."""
+    (found,) = [doc for path, doc in MANIFESTS if path.parent == directory and doc["kind"] == kind]
+    return found
+
+
+def _redis_conf(directory: Path) -> dict[str, str]:
+    """The directives of the redis.conf in a directory's ConfigMap."""
+    conf = _in(directory, "ConfigMap")["data"]["redis.conf"]
+    return {
         line.split()[0]: line.split()[1]
-        for line in conf["data"]["redis.conf"].splitlines()
+        for line in conf.splitlines()
         if line.strip() and not line.lstrip().startswith("#")
     }
-    assert (lines["appendonly"], lines["appendfsync"]) == ("yes", "everysec")
-    assert lines["maxmemory-policy"] == "noeviction"
-    (statefulset,) = [d for _, d in MANIFESTS if d["kind"] == "StatefulSet"]
-    assert statefulset["spec"]["volumeClaimTemplates"][0]["metadata"]["name"] == "data"
+
+
+def test_the_redis_cluster_has_three_primaries_with_a_replica_each_and_the_worker_knows() -> None:
+    lines = _redis_conf(REDIS_CLUSTER_DIR)
+    assert lines["cluster-enabled"] == "yes"
+    assert lines["cluster-config-file"].startswith(lines["dir"])  # kept over a restart
+    statefulset, service = _in(REDIS_CLUSTER_DIR, "StatefulSet"), _in(REDIS_CLUSTER_DIR, "Service")
+    script = _in(REDIS_CLUSTER_DIR, "Job")["spec"]["template"]["spec"]["containers"][0]["command"]
+    assert "--cluster-replicas 1" in script[-1]
+    assert f"for n in {' '.join(str(n) for n in range(6))};" in script[-1]
+    assert statefulset["spec"]["replicas"] == 6  # 3 primaries x (1 + 1 replica)
+    assert statefulset["spec"]["serviceName"] == service["metadata"]["name"]
+    assert service["spec"]["clusterIP"] == "None"
+    ports = {port["name"]: port["port"] for port in service["spec"]["ports"]}
+    assert ports == {"redis": 6379, "bus": 16379}
+    # The worker's ConfigMap names the setting that turns the cluster client on.
+    assert _config()["ORDER_STATUS_REDIS_CLUSTER"] in ("true", "false")
 
 
 def test_compose_has_healthchecks_for_kafka_redis_and_the_worker() -> None:

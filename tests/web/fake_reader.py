@@ -226,3 +226,34 @@ def order_in_fallout(e: OrderEvents, service_prefix: str = "SVC") -> list[Json]:
         ),
         e.make("task.created", work_order_id="WO-9", task_id="T-9", state="open"),  # parked
     ]
+
+
+def order_overdue(e: OrderEvents) -> list[Json]:
+    """An order whose task T-1 falls due a minute after it is created (LI-1 and the order only
+    later), then submitted: the submission finds T-1 overdue. Later events continue from `e`."""
+    return [
+        e.make(
+            "order.created",
+            due_at=(T0 + timedelta(days=30)).isoformat(),
+            line_items=[
+                {
+                    "line_item_id": "LI-1",
+                    "due_at": (T0 + timedelta(days=7)).isoformat(),
+                    "work_orders": [
+                        {
+                            "work_order_id": "WO-1",
+                            "state": "scheduled",
+                            "tasks": [
+                                {
+                                    "task_id": "T-1",
+                                    "due_at": (T0 + timedelta(minutes=2)).isoformat(),
+                                },
+                                {"task_id": "T-2"},
+                            ],
+                        }
+                    ],
+                }
+            ],
+        ),
+        e.command("order.submitted"),  # at T0 + 2 min: T-1 is overdue from now on
+    ]

@@ -136,6 +136,14 @@ class GroupMerge(Generic[T]):
         self.late = 0
         """Items that arrived below a bound their source had already passed (counted, applied)."""
 
+    def resume(self, frontier: int, at_us: int) -> None:
+        """A group taken up from the state in Redis (a restart, a rebalance): until its input
+        delivers, its event time follows the clock from the frontier its last owner wrote, as if
+        an event of that time had arrived at `at_us`. Else a group whose input stays quiet after
+        it changed hands would never pass its timers (term ends, parked events' expiry)."""
+        self._max_seen = max(self._max_seen, frontier)
+        self._last_arrival = max(self._last_arrival or at_us, at_us)
+
     def watermark(self, origin: int, below: int, idle: bool) -> None:
         """Origin `origin` has published everything below event time `below` (monotone), and
         says whether it is idle."""

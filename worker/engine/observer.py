@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable
 
-from schemas.outbound import UpdateStaleData
+from schemas.outbound import JeopardyData, UpdateStaleData
 from worker.logs import log_assigned, log_revoked
 from worker.observe import Health, Metrics
 from worker.pipeline import BatchReport
@@ -58,9 +58,8 @@ class EngineObserver:
                 metrics.refused(stage, event_type)
             elif isinstance(data, UpdateStaleData):
                 metrics.stale(data.entity)
-            elif event_type in ("jeopardy.raised", "jeopardy.cleared"):
-                entity, reason = getattr(data, "entity", ""), getattr(data, "reason", "")
-                metrics.jeopardy(event_type == "jeopardy.raised", str(entity), str(reason))
+            elif isinstance(data, JeopardyData):
+                metrics.jeopardy(event_type == "jeopardy.raised", data.entity, data.reason)
         if report.delays:
             metrics.delivered(
                 stage,
@@ -74,6 +73,8 @@ class EngineObserver:
         metrics.merge_state(stage, report.held_back, delay)
         hits, misses = store.take_lookups()
         metrics.cache_lookups(stage, hits, misses)
+        # A refused write abandons its batch: it is counted with the next batch that finishes.
+        metrics.conflicts(stage, store.take_conflicts())
         metrics.batch(stage, report.seconds)
         self.health.progressed(group)
         if self._listener is not None:

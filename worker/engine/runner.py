@@ -149,6 +149,9 @@ class StageRunner:
                         # past an abandoned batch): read again from where the state is.
                         records = [r for r in records if r.partition not in recovered]
                     report = await self.pipeline.process(records, consumer)
+                    # Counted once written and published: a failed offset commit after it loses
+                    # no effect, so it must not lose the batch's counts either.
+                    self._observer.batch(self._options.group_id, report, self.pipeline.store)
                     self._pause_full()
                     self._report_lag()
                     await self._commit()
@@ -157,7 +160,6 @@ class StageRunner:
                         raise
                     self._rejoin(error)
                     continue
-                self._observer.batch(self._options.group_id, report, self.pipeline.store)
             await self._final_commit()
         finally:
             await consumer.stop()
@@ -216,6 +218,7 @@ class StageRunner:
             group.due_floor_ms = recovered.first_due_ms
             if meta.announced is not None:
                 group.announced = meta.announced
+                merge.resume(meta.announced, time.time_ns() // 1000)  # aiokafka's poll clock
             if recovered.leftovers:
                 await pipeline.publish_outboxes({group_number: recovered.leftovers})
             pipeline.groups[group_number] = group

@@ -8,7 +8,8 @@ worker, the tests and `order-status simulate` share it.
 Where each decision lives: `derive` (every derived status) over `rollup` (sets of states),
 `lifecycle` (order commands), `line_items` (the order's structure and line-item commands), `work`
 (work orders and tasks), `fallout`, `versions` (stale updates), `changes` (what an input
-publishes), `order` (the engine and its timers), `service` (service fulfillment and activity).
+publishes), `jeopardy` (which entities are at risk, and why), `order` (the engine and its timers),
+`service` (service fulfillment and activity).
 """
 
 from worker.rules.emit import Emitted, Outcome, Stream, output_id

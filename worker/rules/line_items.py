@@ -32,6 +32,7 @@ def create_order(record: OrderRecord, event: ev.OrderCreated, policy: Policy) ->
         lifecycle=data.state,
         enrichment=data.enrichment,
         account_id=data.account_id,
+        due_at=data.due_at,
     )
     for line_item in data.line_items:
         _check_new_line_item(order, line_item)
@@ -67,6 +68,7 @@ def _add_line_item(order: Order, line_item: ev.NewLineItem) -> None:
         product_id=line_item.product_id,
         location_id=line_item.location_id,
         term=line_item.term,
+        due_at=line_item.due_at,
         work_order_ids=[work_order.work_order_id for work_order in line_item.work_orders],
     )
     for work_order in line_item.work_orders:
@@ -75,11 +77,15 @@ def _add_line_item(order: Order, line_item: ev.NewLineItem) -> None:
             line_item_id=line_item.line_item_id,
             kind=work_order.kind,
             state=work_order.state,
+            due_at=work_order.due_at,
             task_ids=[task.task_id for task in work_order.tasks],
         )
         for task in work_order.tasks:
             order.tasks[task.task_id] = Task(
-                task_id=task.task_id, work_order_id=work_order.work_order_id, state=task.state
+                task_id=task.task_id,
+                work_order_id=work_order.work_order_id,
+                state=task.state,
+                due_at=task.due_at,
             )
 
 

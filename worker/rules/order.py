@@ -26,6 +26,7 @@ from worker.rules.changes import (
 from worker.rules.emit import Cause, Emitted, Outcome, Stream, rejected
 from worker.rules.fallout import raise_fallout, reassign_fallout, resolve_fallout
 from worker.rules.inputs import Input, Origin, Policy, event_key
+from worker.rules.jeopardy import judge, note_progress
 from worker.rules.lifecycle import command, set_state
 from worker.rules.line_items import add_line_item, create_order, line_item_command, remove_line_item
 from worker.rules.refusal import Missing, Refused
@@ -52,6 +53,7 @@ def apply(
         if _apply_one(outcome, item.event, item.received_at, item.origin, moment, policy):
             _retry_parked(outcome, moment, policy)
             _version_creations(outcome)
+            _judge(outcome, moment, policy, item.event.id)
         _fire_timers(outcome, moment, policy, at=moment)
     if current.order is not None:
         current.order.forget_source()
@@ -73,8 +75,13 @@ def advance(record: OrderRecord, until: datetime, policy: Policy) -> Outcome:
 
 def next_due(record: OrderRecord, policy: Policy) -> datetime | None:
     """The earliest moment a timer of the record falls due; None when none is pending. A parked
-    event expires `park_timeout` after its own event time (else its receipt)."""
-    return min((parked.moment + policy.park_timeout for parked in record.parked), default=None)
+    event expires `park_timeout` after its own event time (else its receipt); the order is judged
+    again when its next jeopardy begins (see `jeopardy.judge`)."""
+    parked = min((parked.moment + policy.park_timeout for parked in record.parked), default=None)
+    jeopardy = record.order.jeopardy_due if record.order is not None else None
+    if parked is None or jeopardy is None:
+        return parked or jeopardy
+    return min(parked, jeopardy)
 
 
 def _fire_timers(
@@ -84,6 +91,18 @@ def _fire_timers(
     `at`, for timers the last input made due in its past)."""
     while (due := next_due(outcome.record, policy)) is not None and due < until:
         _expire_parked(outcome, due, at or due, policy)
+        order = outcome.record.order
+        if order is not None and order.jeopardy_due is not None and order.jeopardy_due <= due:
+            _judge(outcome, at or due, policy, None)
+
+
+def _judge(outcome: Outcome, moment: datetime, policy: Policy, caused_by: str | None) -> None:
+    """Judge the order's jeopardy at `moment` (see `jeopardy.judge`)."""
+    record = outcome.record
+    order = record.order
+    assert order is not None  # judged after a change to it, or when its own timer fell due
+    limits = None if record.deleted else policy.jeopardy[order.profile]
+    outcome.emitted.extend(judge(order, limits, moment, caused_by))
 
 
 def _expire_parked(outcome: Outcome, due: datetime, moment: datetime, policy: Policy) -> None:
@@ -153,8 +172,9 @@ def _apply_one(
         outcome.creations.append(event)
     else:
         versioned(order, event, to_change=True).advance(event.source, event.sequence, event.time)
-    outcome.emitted.extend(state_changes(order, before, cause, actor))
-    outcome.emitted.extend(fallout_events(order, before, cause))
+    changes = [*state_changes(order, before, cause, actor), *fallout_events(order, before, cause)]
+    note_progress(order, changes, cause.emitted_at)
+    outcome.emitted.extend(changes)
     outcome.emitted.extend(
         service_actions(order, order.line_items, before, line_items_before, cause)
     )

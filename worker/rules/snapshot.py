@@ -8,6 +8,7 @@ from typing import TypeVar
 from pydantic import AwareDatetime, BaseModel, Field, PrivateAttr
 
 from schemas.inbound import Action, OrderEventField, Term, WorkOrderKind
+from schemas.outbound import JeopardyLevel, JeopardyReason
 from worker.rules.inputs import Origin
 from worker.rules.states import LIFECYCLE_STATES, OrderState, Profile, TaskState, WorkOrderState
 
@@ -60,6 +61,14 @@ class Versioned(BaseModel):
             self.updated_at = time
 
 
+class Timed(BaseModel):
+    """What jeopardy is judged by (`worker.rules.jeopardy`): the entity's due time, and when it or
+    anything under it last changed state (None in records written before jeopardy was judged)."""
+
+    due_at: AwareDatetime | None = None
+    progressed_at: AwareDatetime | None = None
+
+
 class Fallout(BaseModel):
     fallout_id: str
     category: str
@@ -67,9 +76,19 @@ class Fallout(BaseModel):
     assigned_group: str | None
     open: bool = True
     resolution: str | None = None
+    raised_at: AwareDatetime | None = None  # the moment it was applied
 
 
-class Task(Versioned):
+class Jeopardy(BaseModel):
+    """An open jeopardy episode of an entity: raised, not cleared yet."""
+
+    entity: JeopardyLevel
+    id: str
+    reason: JeopardyReason
+    since: AwareDatetime = Field(description="When it went into jeopardy for this reason.")
+
+
+class Task(Versioned, Timed):
     task_id: str
     work_order_id: str
     state: TaskState
@@ -81,7 +100,7 @@ class Task(Versioned):
         )
 
 
-class WorkOrder(Versioned):
+class WorkOrder(Versioned, Timed):
     work_order_id: str
     line_item_id: str
     kind: WorkOrderKind
@@ -92,7 +111,7 @@ class WorkOrder(Versioned):
         return copied(self, task_ids=list(self.task_ids))
 
 
-class LineItem(BaseModel):
+class LineItem(Timed):
     line_item_id: str
     action: Action
     state: OrderState
@@ -109,7 +128,7 @@ class LineItem(BaseModel):
         return copied(self, work_order_ids=list(self.work_order_ids), overlays=list(self.overlays))
 
 
-class Order(Versioned):
+class Order(Versioned, Timed):
     order_id: str
     profile: Profile
     state: OrderState
@@ -123,6 +142,9 @@ class Order(Versioned):
     line_items: dict[str, LineItem] = {}
     work_orders: dict[str, WorkOrder] = {}
     tasks: dict[str, Task] = {}
+    # Open jeopardy episodes by `jeopardy.Condition.key`, and when the next one falls due.
+    jeopardy: dict[str, Jeopardy] = {}
+    jeopardy_due: AwareDatetime | None = None
 
     # While `apply` changes a clone: the order it was cloned from. An entity the clone still shares
     # with it is copied before its first change (copy-on-write); None: every entity is its own.
@@ -143,6 +165,7 @@ class Order(Versioned):
             line_items=dict(self.line_items),
             work_orders=dict(self.work_orders),
             tasks=dict(self.tasks),
+            jeopardy=dict(self.jeopardy),
         )
         clone._source = self
         return clone

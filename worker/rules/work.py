@@ -64,6 +64,7 @@ def create_work_order(record: OrderRecord, event: ev.WorkOrderCreated) -> Actor:
         line_item_id=data.line_item_id,
         kind=data.kind,
         state=data.state,
+        due_at=data.due_at,
     )
     order.line_item_to_change(data.line_item_id).work_order_ids.append(data.work_order_id)
     refresh(order, data.work_order_id)
@@ -76,15 +77,18 @@ def update_work_order(record: OrderRecord, event: ev.WorkOrderUpdated) -> Actor:
     work_order = order.work_orders.get(data.work_order_id)
     if work_order is None:
         raise Missing(f"work order {data.work_order_id}")
-    if data.state is work_order.state:
-        return NO_ACTOR
-    if data.state is WorkOrderState.FAILED and order.profile is not Profile.TMF:
+    moves = data.state is not work_order.state
+    if moves and data.state is WorkOrderState.FAILED and order.profile is not Profile.TMF:
         raise Refused("work order state failed exists only in the tmf profile")
-    if data.state not in WORK_ORDER_MOVES[work_order.state]:
+    if moves and data.state not in WORK_ORDER_MOVES[work_order.state]:
         raise Refused(
             f"work order {work_order.work_order_id} cannot move from {work_order.state} to "
             f"{data.state}"
         )
+    if data.due_at is not None:
+        order.work_order_to_change(data.work_order_id).due_at = data.due_at
+    if not moves:
+        return NO_ACTOR
     order.work_order_to_change(data.work_order_id).state = data.state
     if data.state is WorkOrderState.CANCELED:
         _cancel_tasks(order, work_order)
@@ -141,7 +145,7 @@ def create_task(record: OrderRecord, event: ev.TaskCreated) -> Actor:
     if data.task_id in order.tasks:
         raise Refused(f"task {data.task_id} already exists")
     order.tasks[data.task_id] = Task(
-        task_id=data.task_id, work_order_id=data.work_order_id, state=data.state
+        task_id=data.task_id, work_order_id=data.work_order_id, state=data.state, due_at=data.due_at
     )
     order.work_order_to_change(data.work_order_id).task_ids.append(data.task_id)
     refresh(order, data.work_order_id)
@@ -172,6 +176,8 @@ def update_task(record: OrderRecord, event: ev.TaskUpdated) -> Actor:
         raise Refused(
             f"task {task.task_id} stays on hold while fallout {', '.join(open_fallouts)} is open"
         )
+    if event.data.due_at is not None:
+        order.task_to_change(task.task_id).due_at = event.data.due_at
     if task_is_final(state):
         _end_task(order.task_to_change(task.task_id), state)
     else:

@@ -5,6 +5,7 @@ owner is applied by one instance, in event-time order across the services stage'
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -69,6 +70,12 @@ class ActivityStage:
         return self._topic
 
     def extra_ops(
-        self, tag: str, entity_id: str, before: ActivityRecord | None, after: ActivityRecord
+        self,
+        keys_tag: str,
+        entity_id: str,
+        before: ActivityRecord | None,
+        after: ActivityRecord,
+        emitted: Sequence[Emitted],
+        written_at: datetime,
     ) -> list[Op]:
         return []

@@ -103,7 +103,19 @@ class Stage(Protocol[V, R]):
 
     def topic_of(self, emitted: Emitted) -> str: ...
 
-    def extra_ops(self, keys_tag: str, entity_id: str, before: R | None, after: R) -> list[Op]: ...
+    def extra_ops(
+        self,
+        keys_tag: str,
+        entity_id: str,
+        before: R | None,
+        after: R,
+        emitted: Sequence[Emitted],
+        written_at: datetime,
+    ) -> list[Op]:
+        """Writes of the stage's own (indexes) in the same atomic step as the entity's record,
+        under the group's hash tag: what `after` and the events it emitted change, at the wall
+        clock's `written_at`."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,6 +199,7 @@ def policy(settings: Settings) -> Policy:
     return Policy(
         default_profile=settings.default_profile,
         park_timeout=timedelta(seconds=settings.park_timeout_s),
+        jeopardy=settings.jeopardy.limits(),
     )
 
 

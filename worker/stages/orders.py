@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -23,6 +24,7 @@ from worker.stages.base import (
 )
 from worker.store import codecs
 from worker.store.groups import Op
+from worker.store.plan import plan_ops
 
 STAGE: Stage = "orders"
 
@@ -97,6 +99,13 @@ class OrdersStage:
         return self._topics[emitted.stream]
 
     def extra_ops(
-        self, tag: str, entity_id: str, before: OrderRecord | None, after: OrderRecord
+        self,
+        keys_tag: str,
+        entity_id: str,
+        before: OrderRecord | None,
+        after: OrderRecord,
+        emitted: Sequence[Emitted],
+        written_at: datetime,
     ) -> list[Op]:
-        return []
+        timeline_events = self.settings.web.timeline_events
+        return plan_ops(keys_tag, entity_id, before, after, emitted, written_at, timeline_events)

@@ -5,6 +5,7 @@ on to the activity stage, keyed by that owner."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -122,7 +123,13 @@ class ServicesStage:
         return self._topics[emitted.stream]
 
     def extra_ops(
-        self, tag: str, entity_id: str, before: ServiceRecord | None, after: ServiceRecord
+        self,
+        keys_tag: str,
+        entity_id: str,
+        before: ServiceRecord | None,
+        after: ServiceRecord,
+        emitted: Sequence[Emitted],
+        written_at: datetime,
     ) -> list[Op]:
         return []
 

@@ -6,8 +6,8 @@
 -- ARGV[1]: the version read; ARGV[2]: how many meta field/value pairs follow; then the pairs; then
 -- operations, each a code, a key index (into KEYS) and the code's arguments:
 --   S value: SET; D: DEL; Z score member: ZADD; z member: ZREM; R value: RPUSH;
---   L cap value: LPUSH then keep the first cap; H field increment: HINCRBY; T cap: keep the highest
---   cap members of a sorted set.
+--   L cap value: LPUSH then keep the first cap; H field increment: HINCRBY; h field value: HSET;
+--   T cap: keep the highest cap members of a sorted set.
 -- Returns {1, outbox length before this write} (entries an earlier attempt left unacknowledged), or
 -- {0, the current version} when another writer moved it. All keys share one hash tag (the group's),
 -- so this runs unchanged on Redis Cluster.
@@ -39,6 +39,8 @@ while i <= #ARGV do
     i = i + 4
   elseif code == 'H' then
     redis.call('HINCRBY', key, ARGV[i + 2], ARGV[i + 3]); i = i + 4
+  elseif code == 'h' then
+    redis.call('HSET', key, ARGV[i + 2], ARGV[i + 3]); i = i + 4
   elseif code == 'T' then
     redis.call('ZREMRANGEBYRANK', key, 0, -tonumber(ARGV[i + 2]) - 1); i = i + 3
   else

@@ -28,13 +28,15 @@ from dataclasses import dataclass, field
 from importlib.resources import files
 from typing import Any, Generic, TypeVar
 
-from redis.asyncio import Redis
+from redis.asyncio import Redis, RedisCluster
 from redis.exceptions import NoScriptError
 
 from worker.engine.records import Header, Outgoing
 
 R = TypeVar("R")
-RedisClient = Redis  # the cluster client is accepted too (worker.store.connect)
+# Standalone or cluster (worker.config.redis_client): every command of the store names keys of one
+# group only, so the cluster client sends each to the node that holds the group's slot.
+RedisClient = Redis | RedisCluster
 
 Op = tuple[str, str, *tuple[str | bytes | int, ...]]  # code, key, arguments (see commit.lua)
 
@@ -170,29 +172,43 @@ class Committed:
 
 
 class ScriptRunner:
-    """A Lua script of this package run by EVALSHA in a pipeline, loaded again only when Redis
-    answers NOSCRIPT (restarted or flushed). Running a call twice is harmless here: a commit that
-    already ran is refused by its version fence, an acknowledgement drops only entries still at
-    the head."""
+    """A Lua script of this package run by EVALSHA in a pipeline (on a cluster, one pipeline per
+    node holding a call's group). A node that answers NOSCRIPT (restarted, flushed, or a replica
+    promoted by a failover: scripts are not replicated) is sent the text by EVAL, which also caches
+    it there. Running a call twice is harmless here: a commit that already ran is refused by its
+    version fence, an acknowledgement drops only entries still at the head."""
 
     def __init__(self, redis: RedisClient, name: str) -> None:
-        self._script = redis.register_script(_script(name))
+        self._text = _script(name)
+        self._sha = redis.register_script(self._text).sha
         self._redis = redis
 
     async def run_each(self, calls: Sequence[tuple[Sequence[str], Sequence[Any]]]) -> list[Any]:
         if not calls:
             return []
-        try:
-            return await self._run_each(calls)
-        except NoScriptError:
-            await self._redis.script_load(self._script.script)
-            return await self._run_each(calls)
+        replies = await self._run_each("EVALSHA", self._sha, calls)
+        unknown = [i for i, reply in enumerate(replies) if isinstance(reply, NoScriptError)]
+        if unknown:
+            again = await self._run_each("EVAL", self._text, [calls[i] for i in unknown])
+            for i, reply in zip(unknown, again, strict=True):
+                replies[i] = reply
+        for reply in replies:
+            if isinstance(reply, Exception):
+                raise reply
+        return replies
 
-    async def _run_each(self, calls: Sequence[tuple[Sequence[str], Sequence[Any]]]) -> list[Any]:
+    async def _run_each(
+        self,
+        command: str,
+        script: str | bytes,
+        calls: Sequence[tuple[Sequence[str], Sequence[Any]]],
+    ) -> list[Any]:
+        # execute_command: redis-py refuses `pipe.evalsha` on a cluster pipeline, but routes the
+        # raw command by its first key like any other.
         async with self._redis.pipeline(transaction=False) as pipe:
             for keys, args in calls:
-                pipe.evalsha(self._script.sha, len(keys), *keys, *args)
-            replies: list[Any] = await pipe.execute()
+                pipe.execute_command(command, script, len(keys), *keys, *args)
+            replies: list[Any] = await pipe.execute(raise_on_error=False)
         return replies
 
 
@@ -221,12 +237,19 @@ class StageStore(Generic[R]):
         self._ack = ScriptRunner(redis, "ack.lua")
         self.hits = 0
         self.misses = 0
+        self.conflicts = 0
 
     def take_lookups(self) -> tuple[int, int]:
         """Cache hits and misses since the last call."""
         counts = self.hits, self.misses
         self.hits = self.misses = 0
         return counts
+
+    def take_conflicts(self) -> int:
+        """Group writes refused by the version fence since the last call (another instance wrote
+        the group: a rebalance this instance had not seen yet)."""
+        conflicts, self.conflicts = self.conflicts, 0
+        return conflicts
 
     def keys(self, partition: int) -> GroupKeys:
         return GroupKeys(self._namespace, self.stage, partition)
@@ -271,7 +294,9 @@ class StageStore(Generic[R]):
         async with self._redis.pipeline(transaction=False) as pipe:
             for partition, entity_ids in missing.items():
                 keys = self.keys(partition)
-                pipe.mget([keys.entity(entity_id) for entity_id in entity_ids])
+                # Raw MGET: redis-py refuses `pipe.mget` on a cluster pipeline (keys of several
+                # slots), but these share the group's slot.
+                pipe.execute_command("MGET", *[keys.entity(entity_id) for entity_id in entity_ids])
             replies: list[list[bytes | None]] = await pipe.execute()
         for (partition, entity_ids), values in zip(missing.items(), replies, strict=True):
             for entity_id, raw in zip(entity_ids, values, strict=True):
@@ -315,6 +340,7 @@ class StageStore(Generic[R]):
                 self._remember(partition, write.records)
             else:
                 self.forget(partition)
+                self.conflicts += 1
         return committed
 
     async def leftovers(self, partition: int, count: int) -> list[OutboxEntry]:

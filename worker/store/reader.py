@@ -4,15 +4,23 @@ partitioned (murmur2 of the key), from the partition counts the worker recorded 
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
 from dataclasses import dataclass
+from typing import cast
 
 from redis.asyncio import Redis
 
+from worker.engine.errors import Fatal
 from worker.engine.partitioning import partition_for
 from worker.rules import OrderRecord
 from worker.rules.service import ActivityKind, ActivityRecord, ServiceRecord
 from worker.store import codecs
-from worker.store.groups import GroupKeys
+from worker.store.groups import GroupKeys, RedisClient
+
+_RECORD_ONCE = """
+for i = 1, #ARGV, 2 do redis.call('HSETNX', KEYS[1], ARGV[i], ARGV[i + 1]) end
+return redis.call('HGETALL', KEYS[1])
+"""
 
 
 def topology_key(namespace: str) -> str:
@@ -26,18 +34,20 @@ class StageCounts:
     activity: int
 
 
-async def record_topology(redis: Redis, namespace: str, counts: StageCounts) -> StageCounts | None:
+async def record_topology(
+    redis: RedisClient, namespace: str, counts: StageCounts
+) -> StageCounts | None:
     """Record the partition counts the state is keyed by; the counts recorded before, if they
     differ (the state of a group is then somewhere else: see the README on changing counts)."""
     key = topology_key(namespace)
     fields = {"orders": counts.orders, "services": counts.services, "activity": counts.activity}
-    # One transaction: instances starting together record one instance's counts whole, never a
-    # mix of theirs.
-    async with redis.pipeline(transaction=True) as transaction:
-        for name, count in fields.items():
-            transaction.hsetnx(key, name, count)
-        transaction.hgetall(key)
-        *_, recorded = await transaction.execute()
+    # The first thing a worker asks Redis: a standalone client would fail later on a MOVED reply.
+    if isinstance(redis, Redis) and (await redis.info("cluster")).get("cluster_enabled"):
+        raise Fatal("REDIS_URL is a node of a Redis Cluster: set ORDER_STATUS_REDIS_CLUSTER=true")
+    # One script: instances starting together record one instance's counts whole, never a mix.
+    pairs = [part for field in fields.items() for part in field]
+    reply = await cast("Awaitable[list[bytes]]", redis.eval(_RECORD_ONCE, 1, key, *pairs))
+    recorded = dict(zip(reply[::2], reply[1::2], strict=True))
     before = StageCounts(*(int(recorded[name.encode()]) for name in fields))
     return None if before == counts else before
 
@@ -45,7 +55,7 @@ async def record_topology(redis: Redis, namespace: str, counts: StageCounts) -> 
 class Snapshots:
     """An order's, service's or owner's record, wherever its partition put it."""
 
-    def __init__(self, redis: Redis, namespace: str) -> None:
+    def __init__(self, redis: RedisClient, namespace: str) -> None:
         self._redis = redis
         self._namespace = namespace
         self._counts: StageCounts | None = None
@@ -61,12 +71,18 @@ class Snapshots:
                 )
         return self._counts
 
-    async def _get(self, stage: str, entity_id: str) -> bytes | None:
+    async def group_keys(self, stage: str, entity_id: str) -> GroupKeys | None:
+        """The keys of the stage's group that holds the entity (None: see `counts`)."""
         counts = await self.counts()
         if counts is None:
             return None
         groups = {"orders": counts.orders, "services": counts.services}.get(stage, counts.activity)
-        keys = GroupKeys(self._namespace, stage, partition_for(entity_id.encode(), groups))
+        return GroupKeys(self._namespace, stage, partition_for(entity_id.encode(), groups))
+
+    async def _get(self, stage: str, entity_id: str) -> bytes | None:
+        keys = await self.group_keys(stage, entity_id)
+        if keys is None:
+            return None
         raw = await self._redis.get(keys.entity(entity_id))
         assert raw is None or isinstance(raw, bytes)  # a client without decode_responses
         return raw

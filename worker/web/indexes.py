@@ -14,6 +14,7 @@ class PlanList(StrEnum):
     OPEN_FALLOUT = "open_fallout"
     ON_HOLD = "on_hold"  # on hold or awaiting information
     IN_CANCELLATION = "in_cancellation"  # assessing cancellation or cancellation in progress
+    IN_JEOPARDY = "in_jeopardy"  # an open jeopardy episode of the order or one of its entities
     # Kept by the store for every write; never returned by `order_lists`.
     RECENTLY_CHANGED = "recently_changed"
 
@@ -40,4 +41,6 @@ def order_lists(record: OrderRecord) -> frozenset[PlanList]:
         lists.add(PlanList.ON_HOLD)
     if states & _IN_CANCELLATION:
         lists.add(PlanList.IN_CANCELLATION)
+    if order.jeopardy:
+        lists.add(PlanList.IN_JEOPARDY)
     return frozenset(lists)

@@ -15,7 +15,15 @@ from worker.web.ids import id_path, is_valid_id
 from worker.web.views import OrderView
 from worker.web.vocabulary import Vocabulary
 
-ORDER_FRAGMENTS: Final = ("summary", "tree", "fallouts", "services", "timeline", "parked")
+ORDER_FRAGMENTS: Final = (
+    "summary",
+    "tree",
+    "jeopardy",
+    "fallouts",
+    "services",
+    "timeline",
+    "parked",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +85,17 @@ def moment(value: datetime | None) -> str:
     return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
+def duration(seconds: float) -> str:
+    """Whole minutes at most (a live page's fragment changes once a minute, not every second)."""
+    minutes = int(seconds) // 60
+    if minutes == 0:
+        return "under a minute"
+    days, minutes = divmod(minutes, 24 * 60)
+    hours, minutes = divmod(minutes, 60)
+    parts = [(days, "d"), (hours, "h"), (minutes, "min")]
+    return " ".join(f"{amount} {unit}" for amount, unit in parts if amount)
+
+
 def _iso(value: datetime) -> str:
     return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
@@ -90,6 +109,7 @@ _ENVIRONMENT: Final = Environment(
 )
 _ENVIRONMENT.filters["moment"] = moment
 _ENVIRONMENT.filters["iso"] = _iso
+_ENVIRONMENT.filters["duration"] = duration
 _ENVIRONMENT.globals["dom_id"] = dom_id
 _ENVIRONMENT.globals["vocabularies"] = list(Vocabulary)
 

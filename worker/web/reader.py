@@ -45,7 +45,8 @@ class PlanReader(Protocol):
     async def timeline(self, order_id: str, limit: int) -> list[dict[str, Any]]:
         """The order's most recent outbound CloudEvents, newest first, as their JSON objects: those
         of the status and ops streams (state changes with `caused_by`, `fallout.*`,
-        `command.rejected`, `update.stale`, later `jeopardy.*`)."""
+        `command.rejected`, `update.stale`, later `jeopardy.*`). The store may leave out what
+        `timeline_entry` does not read (each state's labels)."""
         ...
 
     async def service(self, service_id: str) -> ServiceRecord | None: ...

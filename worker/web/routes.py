@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, Final
 
 from markupsafe import Markup
@@ -196,7 +197,8 @@ class _Plan:
             self.reader.timeline(order_id, self.timeline_limit),
             *(self.reader.service(service_id) for service_id in service_ids),
         )
-        return version, order_view(record, timeline, dict(zip(service_ids, services, strict=True)))
+        by_id = dict(zip(service_ids, services, strict=True))
+        return version, order_view(record, timeline, by_id, datetime.now(UTC))
 
     async def _service(self, service_id: str) -> ServiceView:
         _valid(service_id)

@@ -7,12 +7,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import Any, Final
+from typing import Any, Final, get_args
 
 from pydantic import computed_field
 
 from schemas.inbound import Term
+from schemas.outbound import JeopardyLevel, JeopardyReason
 from worker.rules import OrderRecord
+from worker.rules.jeopardy import entity_of
 from worker.rules.service import ServiceRecord
 from worker.rules.snapshot import Order, Task, WorkOrder
 from worker.rules.states import OrderState, task_is_final, work_order_is_final
@@ -51,16 +53,43 @@ class FalloutView(Frozen):
     history: list[TimelineEntry]  # newest first, as far back as the timeline read goes
 
 
+# The reasons in words, as the page says them (the JSON API gives the reason's name too).
+_JEOPARDY_REASONS: Final[dict[JeopardyReason, str]] = {
+    "overdue": "Overdue: not finished by its due time",
+    "stalled": "Stalled: no state change for longer than its profile allows",
+    "fallout_open": "Fallout open for longer than its profile allows",
+}
+_JEOPARDY_LEVELS: Final[dict[JeopardyLevel, EntityKind]] = {
+    level: EntityKind(level.replace("_", " ")) for level in get_args(JeopardyLevel)
+}
+
+
+class JeopardyView(Frozen):
+    """An open jeopardy episode of the order or one of its entities."""
+
+    entity: EntityKind
+    entity_id: str
+    reason: JeopardyReason
+    reason_text: str
+    since: datetime
+    due_at: datetime | None  # the entity's due time, if it has one
+    late_by_s: float | None  # overdue: how far past its due time at the moment of the view
+
+
 class TaskView(Frozen):
     task_id: str
     state: StateBadge
     open_fallouts: list[str]
+    due_at: datetime | None
+    jeopardy: list[JeopardyReason]  # of its open episodes
 
 
 class WorkOrderView(Frozen):
     work_order_id: str
     kind: str
     state: StateBadge
+    due_at: datetime | None
+    jeopardy: list[JeopardyReason]
     tasks: Progress
     task_views: list[TaskView]
 
@@ -72,6 +101,8 @@ class LineItemView(Frozen):
     product_id: str | None
     location_id: str | None
     state: StateBadge
+    due_at: datetime | None
+    jeopardy: list[JeopardyReason]
     work_orders: Progress
     work_order_views: list[WorkOrderView]
 
@@ -102,6 +133,8 @@ class OrderView(Frozen):
     profile: str | None
     account_id: str | None
     state: StateBadge | None
+    due_at: datetime | None
+    jeopardy: list[JeopardyView]  # open episodes, the longest open first
     tasks: Progress
     work_orders: Progress
     line_items: list[LineItemView]
@@ -115,9 +148,11 @@ def order_view(
     record: OrderRecord,
     timeline: Sequence[Mapping[str, Any]],
     services: Mapping[str, ServiceRecord | None],
+    now: datetime,
 ) -> OrderView:
     """The order page's data: the record, its timeline (newest first) and the records of the
-    services its line items name (absent ones missing or None)."""
+    services its line items name (absent ones missing or None), at `now` (how late an overdue
+    entity is)."""
     entries = timeline_entries(timeline)
     order = record.order
     return OrderView(
@@ -127,6 +162,8 @@ def order_view(
         profile=order.profile.value if order else None,
         account_id=order.account_id if order else None,
         state=badge(EntityKind.ORDER, order.state) if order else None,
+        due_at=order.due_at if order else None,
+        jeopardy=_jeopardy(order, now) if order else [],
         tasks=_progress([task_is_final(t.state) for t in order.tasks.values()] if order else []),
         work_orders=_progress(
             [work_order_is_final(w.state) for w in order.work_orders.values()] if order else []
@@ -153,6 +190,38 @@ def _progress(finals: Sequence[bool]) -> Progress:
     return Progress(final=sum(finals), total=len(finals))
 
 
+def _jeopardy(order: Order, now: datetime) -> list[JeopardyView]:
+    views = [
+        JeopardyView(
+            entity=_JEOPARDY_LEVELS[episode.entity],
+            entity_id=episode.id,
+            reason=episode.reason,
+            reason_text=_JEOPARDY_REASONS[episode.reason],
+            since=episode.since,
+            due_at=(due_at := _due_at(order, episode.entity, episode.id)),
+            late_by_s=(now - due_at).total_seconds()
+            if episode.reason == "overdue" and due_at is not None and due_at <= now
+            else None,
+        )
+        for episode in order.jeopardy.values()
+    ]
+    return sorted(views, key=lambda view: view.since)  # stable: record order on a tie
+
+
+def _due_at(order: Order, level: JeopardyLevel, entity_id: str) -> datetime | None:
+    """The entity's due time (None: it has none, or it was removed with its line item)."""
+    found = entity_of(order, level, entity_id)
+    return found[1].due_at if found is not None else None
+
+
+def _in_jeopardy(order: Order, level: JeopardyLevel, entity_id: str) -> list[JeopardyReason]:
+    return [
+        episode.reason
+        for episode in order.jeopardy.values()
+        if episode.entity == level and episode.id == entity_id
+    ]
+
+
 def _line_items(order: Order) -> list[LineItemView]:
     views = []
     for item in order.line_items.values():
@@ -165,6 +234,8 @@ def _line_items(order: Order) -> list[LineItemView]:
                 product_id=item.product_id,
                 location_id=item.location_id,
                 state=badge(EntityKind.LINE_ITEM, item.state),
+                due_at=item.due_at,
+                jeopardy=_in_jeopardy(order, "line_item", item.line_item_id),
                 work_orders=_progress([work_order_is_final(w.state) for w in work_orders]),
                 work_order_views=[_work_order(order, work_order) for work_order in work_orders],
             )
@@ -178,16 +249,20 @@ def _work_order(order: Order, work_order: WorkOrder) -> WorkOrderView:
         work_order_id=work_order.work_order_id,
         kind=work_order.kind,
         state=badge(EntityKind.WORK_ORDER, work_order.state),
+        due_at=work_order.due_at,
+        jeopardy=_in_jeopardy(order, "work_order", work_order.work_order_id),
         tasks=_progress([task_is_final(task.state) for task in tasks]),
-        task_views=[_task(task) for task in tasks],
+        task_views=[_task(order, task) for task in tasks],
     )
 
 
-def _task(task: Task) -> TaskView:
+def _task(order: Order, task: Task) -> TaskView:
     return TaskView(
         task_id=task.task_id,
         state=badge(EntityKind.TASK, task.state),
         open_fallouts=[f.fallout_id for f in task.fallouts.values() if f.open],
+        due_at=task.due_at,
+        jeopardy=_in_jeopardy(order, "task", task.task_id),
     )
 
 
@@ -299,6 +374,7 @@ _LIST_TITLES: Final[dict[str, str]] = {
     PlanList.OPEN_FALLOUT: "Open fallout",
     PlanList.ON_HOLD: "On hold or awaiting information",
     PlanList.IN_CANCELLATION: "In cancellation",
+    PlanList.IN_JEOPARDY: "In jeopardy",
     PlanList.RECENTLY_CHANGED: "Recently changed",
 }
 

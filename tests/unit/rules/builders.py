@@ -23,9 +23,13 @@ from schemas import outbound as out
 from schemas.inbound import Action, Term
 from schemas.internal import ServiceAction, ServiceActionData
 from worker.rules import Emitted, Input, Order, OrderRecord, Policy, Profile, apply
+from worker.rules.inputs import LEVELS, JeopardyLimits
 
 ORDER_ID = "O-1"
 T0 = datetime(2026, 11, 21, 10, 0, tzinfo=UTC)
+
+JEOPARDY_OFF = dict.fromkeys(Profile, JeopardyLimits(dict.fromkeys(LEVELS), dict.fromkeys(LEVELS)))
+"""`Policy.jeopardy` that judges nothing: for tests of other timers."""
 
 _EVENT = TypeAdapter[ev.OrderEvent](ev.OrderEventField)
 

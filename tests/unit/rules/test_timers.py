@@ -11,6 +11,7 @@ import pytest
 from schemas import outbound as out
 from schemas.inbound import TaskUpdatedData, Term
 from tests.unit.rules.builders import (
+    JEOPARDY_OFF,
     ORDER_ID,
     SERVICE,
     T0,
@@ -42,7 +43,7 @@ from worker.rules import (
 from worker.rules.states import ServiceState
 
 TIMEOUT = timedelta(minutes=10)
-POLICY = Policy(park_timeout=TIMEOUT)
+POLICY = Policy(park_timeout=TIMEOUT, jeopardy=JEOPARDY_OFF)  # its own timers only
 MINUTE = timedelta(minutes=1)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from redis.asyncio import RedisCluster
 from redis.asyncio.connection import (
     AbstractConnection,
     Connection,
@@ -17,7 +18,11 @@ from worker.settings import Settings
 
 def connection(settings: Settings) -> AbstractConnection:
     """A connection as the worker's client makes them (not connected)."""
-    pool = redis_client(settings).connection_pool
+    client = redis_client(settings)
+    if isinstance(client, RedisCluster):  # a node's, as each node makes them
+        node = client.startup_nodes[0]
+        return node.connection_class(**node.connection_kwargs)
+    pool = client.connection_pool
     return pool.connection_class(**pool.connection_kwargs)
 
 
@@ -35,6 +40,14 @@ def test_hiredis_packs_what_redis_py_packs(command: tuple[EncodableT, ...]) -> N
     python, hiredis = Connection(), connection(Settings())
     assert isinstance(hiredis, HiredisPacking)
     assert b"".join(hiredis.pack_command(*command)) == b"".join(python.pack_command(*command))
+
+
+def test_a_cluster_client_packs_with_hiredis_on_every_node_found_later_too() -> None:
+    client = redis_client(Settings(redis_cluster=True))
+    assert isinstance(client, RedisCluster)
+    assert isinstance(connection(Settings(redis_cluster=True)), HiredisPacking)
+    # The nodes the client learns from the slot map are made with the client's options.
+    assert issubclass(client.connection_kwargs["connection_class"], HiredisPacking)
 
 
 @pytest.mark.parametrize(

@@ -6,7 +6,14 @@ from typing import Any
 
 import pytest
 
-from tests.web.fake_reader import FakeReader, Feed, Json, OrderEvents, order_in_fallout
+from tests.web.fake_reader import (
+    FakeReader,
+    Feed,
+    Json,
+    OrderEvents,
+    order_in_fallout,
+    order_overdue,
+)
 from worker.rules import OrderRecord
 from worker.web import PlanList, order_lists
 
@@ -69,6 +76,14 @@ def test_an_order_with_an_open_fallout_is_listed_until_it_is_resolved() -> None:
     assert order_lists(record_after(*scenario, resolved)) == set()
     held = e.command("order.hold.requested")
     assert order_lists(record_after(*scenario, held)) == {FALLOUT, HELD}
+
+
+def test_an_order_in_jeopardy_is_listed_until_the_episode_ends() -> None:
+    e = OrderEvents("O-1")
+    overdue = order_overdue(e)
+    assert order_lists(record_after(*overdue)) == {PlanList.IN_JEOPARDY}
+    done = e.task_updated("T-1", "closed_complete")  # final: no longer overdue
+    assert order_lists(record_after(*overdue, done)) == set()
 
 
 def test_a_line_item_held_or_in_cancellation_lists_its_order() -> None:

@@ -10,8 +10,9 @@ from starlette.applications import Starlette
 from starlette.routing import Mount
 
 from tests.unit.web.client import TestClient, plan_client
-from tests.web.fake_reader import FakeReader, Feed, OrderEvents, order_in_fallout
+from tests.web.fake_reader import FakeReader, Feed, OrderEvents, order_in_fallout, order_overdue
 from worker.web import WebSettings, plan_routes
+from worker.web.pages import duration
 from worker.web.vocabulary import Vocabulary
 
 HOSTILE = "<script>alert(1)</script>\"'&../é"
@@ -69,7 +70,7 @@ def test_the_order_page_has_every_fragment_and_the_live_updates_address(
     page = client.get("/orders/O-1")
 
     assert page.status_code == 200
-    for fragment in ("summary", "tree", "fallouts", "services", "timeline", "parked"):
+    for fragment in ("summary", "tree", "jeopardy", "fallouts", "services", "timeline", "parked"):
         assert f'<section id="{fragment}"' in page.text
     version = reader.versions["O-1"]
     assert f'data-live="/orders/O-1/live?labels=servicenow&amp;v={version}"' in page.text
@@ -130,6 +131,58 @@ def test_the_order_as_json_is_the_page_data_with_its_version(
     ]
     assert body["parked"][0]["waiting_for"] == "work order WO-9"
     assert body["tasks"] == {"final": 1, "total": 3, "percent": 33}
+
+
+def test_jeopardy_shows_in_its_section_in_the_tree_and_in_the_json() -> None:
+    reader = FakeReader()
+    Feed(reader).send(*order_overdue(OrderEvents("O-8")))
+    client = plan_client(reader)
+    page = client.get("/orders/O-8").text
+    body = client.get("/api/orders/O-8").json()
+
+    section = page.split('<section id="jeopardy"', 1)[1].split("</section>", 1)[0]
+    row = section.split("<tr id=", 1)[1]
+    assert "data-entity=" not in section  # only the tree's rows (which the browser tests read)
+    assert 'data-kind="task" data-entity-id="T-1" data-reason="overdue"' in row
+    assert "Overdue: not finished by its due time" in row
+    assert row.count('<time datetime="2026-11-21T10:02:00Z">') == 2  # since, and due
+    episode_id = row.split('"', 2)[1]
+    task = page.split('data-entity="task" data-id="T-1">', 1)[1].split("</div>", 1)[0]
+    assert 'due <time datetime="2026-11-21T10:02:00Z">' in task
+    assert f'<a class="flag jeopardy" href="#{episode_id}">In jeopardy: overdue</a>' in task
+    assert '<a href="#jeopardy">1 open</a>' in page  # the summary
+    (episode,) = body["jeopardy"]
+    assert {key: episode[key] for key in ("entity", "entity_id", "reason", "due_at")} == {
+        "entity": "task",
+        "entity_id": "T-1",
+        "reason": "overdue",
+        "due_at": "2026-11-21T10:02:00Z",
+    }
+    assert episode["late_by_s"] > 0
+    assert body["line_items"][0]["work_order_views"][0]["task_views"][0]["jeopardy"] == ["overdue"]
+    assert body["due_at"] == "2026-12-21T10:00:00Z"
+
+
+def test_an_order_without_jeopardy_says_so(client: TestClient) -> None:
+    page = client.get("/orders/O-1").text
+
+    assert "Nothing in this order is in jeopardy." in page
+    assert 'class="flag jeopardy"' not in page
+    assert client.get("/api/orders/O-1").json()["jeopardy"] == []
+
+
+@pytest.mark.parametrize(
+    ("seconds", "shown"),
+    [
+        (59.9, "under a minute"),
+        (60, "1 min"),
+        (3 * 3600 + 59, "3 h"),
+        (2 * 86400 + 5 * 60, "2 d 5 min"),
+        (86400 + 3600 + 60, "1 d 1 h 1 min"),
+    ],
+)
+def test_how_late_is_shown_in_whole_minutes(seconds: float, shown: str) -> None:
+    assert duration(seconds) == shown
 
 
 def test_the_service_page_and_its_json(client: TestClient) -> None:

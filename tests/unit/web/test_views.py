@@ -3,13 +3,20 @@ events, services, timeline), computed from records the worker's rules produced."
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
 from schemas.outbound import StateLabels
-from tests.web.fake_reader import FakeReader, Feed, OrderEvents, order_in_fallout
+from tests.web.fake_reader import (
+    T0,
+    FakeReader,
+    Feed,
+    OrderEvents,
+    order_in_fallout,
+    order_overdue,
+)
 from worker.rules import OrderRecord
 from worker.rules.labels import ORDER_LABELS, TASK_LABELS, WORK_ORDER_LABELS
 from worker.rules.service import ServiceRecord
@@ -18,6 +25,9 @@ from worker.web import ListedOrder, Overview, PlanList
 from worker.web.timeline import timeline_entry
 from worker.web.views import OrderView, order_view, overview_view, service_view
 from worker.web.vocabulary import EntityKind, Vocabulary, badge
+
+# The moment the views are made at: after every event of the scenarios.
+NOW = T0 + timedelta(hours=2)
 
 
 def fed(*events: dict[str, Any]) -> FakeReader:
@@ -42,7 +52,7 @@ def in_fallout_then(order_id: str, *more: str) -> FakeReader:
 def view_of(reader: FakeReader, order_id: str) -> OrderView:
     record = reader.records[order_id]
     services: dict[str, ServiceRecord | None] = dict(reader.services)
-    return order_view(record, reader.timelines[order_id], services)
+    return order_view(record, reader.timelines[order_id], services, NOW)
 
 
 @pytest.fixture(scope="module")
@@ -223,7 +233,7 @@ def test_services_show_status_active_and_term_end_of_the_services_the_order_touc
 
 def test_a_service_the_service_stage_has_not_recorded_shows_the_ordered_term() -> None:
     record = OrderRecord.model_validate(view_free_record())
-    view = order_view(record, [], {})
+    view = order_view(record, [], {}, NOW)
 
     (service,) = view.services
     assert (service.status, service.term_end, service.renewal) == (
@@ -348,7 +358,7 @@ def test_the_overview_lists_every_known_list_then_newer_ones_and_counts_by_state
             lists={
                 PlanList.RECENTLY_CHANGED: [held, parked],
                 PlanList.ON_HOLD: [held],
-                "in_jeopardy": [held],
+                "awaiting_parts": [held],  # a list a newer store keeps
             },
             counts={OrderState.ON_HOLD: 1, OrderState.DRAFT: 2, OrderState.COMPLETED: 0},
         )
@@ -358,10 +368,11 @@ def test_the_overview_lists_every_known_list_then_newer_ones_and_counts_by_state
         ("open_fallout", "Open fallout"),
         ("on_hold", "On hold or awaiting information"),
         ("in_cancellation", "In cancellation"),
-        ("recently_changed", "Recently changed"),
         ("in_jeopardy", "In jeopardy"),
+        ("recently_changed", "Recently changed"),
+        ("awaiting_parts", "Awaiting parts"),
     ]
-    recent = view.lists[3].orders
+    recent = view.lists[4].orders
     assert [(o.order_id, o.state and o.state.state) for o in recent] == [
         ("O-1", "on_hold"),
         ("O-2", None),
@@ -407,7 +418,7 @@ def test_open_fallouts_come_before_resolved_ones_whatever_the_task_order() -> No
         }
     )
 
-    fallouts = order_view(record, [], {}).fallouts
+    fallouts = order_view(record, [], {}, NOW).fallouts
     assert [(f.fallout_id, f.open) for f in fallouts] == [
         ("FO-2", True),
         ("FO-4", True),
@@ -415,3 +426,66 @@ def test_open_fallouts_come_before_resolved_ones_whatever_the_task_order() -> No
         ("FO-3", False),
     ]
     assert fallouts[0].assigned_group is None
+
+
+def test_open_jeopardy_episodes_show_entity_reason_since_and_how_late() -> None:
+    view = view_of(fed(*order_overdue(OrderEvents("O-10"))), "O-10")
+
+    (episode,) = view.jeopardy
+    assert (episode.entity, episode.entity_id, episode.reason) == ("task", "T-1", "overdue")
+    assert episode.reason_text == "Overdue: not finished by its due time"
+    assert episode.since == episode.due_at == T0 + timedelta(minutes=2)
+    assert episode.late_by_s == (NOW - episode.since).total_seconds()
+    (work_order,) = view.line_items[0].work_order_views
+    assert [(t.task_id, t.jeopardy) for t in work_order.task_views] == [
+        ("T-1", ["overdue"]),
+        ("T-2", []),
+    ]
+    assert (work_order.jeopardy, view.line_items[0].jeopardy) == ([], [])
+
+
+def test_due_times_show_where_entities_have_them() -> None:
+    view = view_of(fed(*order_overdue(OrderEvents("O-11"))), "O-11")
+
+    (item,) = view.line_items
+    (work_order,) = item.work_order_views
+    assert view.due_at == T0 + timedelta(days=30)
+    assert item.due_at == T0 + timedelta(days=7)
+    assert work_order.due_at is None
+    assert [t.due_at for t in work_order.task_views] == [T0 + timedelta(minutes=2), None]
+
+
+def test_an_order_without_open_jeopardy_shows_none(in_fallout: FakeReader) -> None:
+    view = view_of(in_fallout, "O-1")
+
+    assert view.jeopardy == []
+    assert all(item.jeopardy == [] for item in view.line_items)
+
+
+def test_only_an_overdue_episode_is_late_by_its_due_time_and_never_before_it() -> None:
+    def episode(reason: str, since: datetime) -> dict[str, Any]:
+        return {"entity": "order", "id": "O-12", "reason": reason, "since": since.isoformat()}
+
+    due = T0 + timedelta(hours=1)
+    record = OrderRecord.model_validate(
+        {
+            "order_id": "O-12",
+            "order": {
+                "order_id": "O-12",
+                "profile": "standard",
+                "state": "in_progress",
+                "due_at": due.isoformat(),
+                "jeopardy": {
+                    "order:stalled:O-12": episode("stalled", T0),
+                    "order:overdue:O-12": episode("overdue", due),
+                },
+            },
+        }
+    )
+
+    stalled, overdue = order_view(record, [], {}, NOW).jeopardy  # the longest open first
+    assert (stalled.reason, stalled.due_at, stalled.late_by_s) == ("stalled", due, None)
+    assert (overdue.reason, overdue.late_by_s) == ("overdue", 3600.0)
+    # A clock behind the worker's event time: not late (yet) by this clock.
+    (_, early) = order_view(record, [], {}, due - timedelta(minutes=1)).jeopardy
+    assert early.late_by_s is None

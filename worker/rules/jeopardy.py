@@ -1,0 +1,267 @@
+"""Jeopardy (DOMAIN.md "Jeopardy"; TMF641 jeopardy alerts, ServiceNow SLAs): which entities of an
+order are at risk, and why, at a moment in event time. Jeopardy never changes a state.
+
+An entity that is not final is in jeopardy
+- `overdue` from its due time (`due_at`) on;
+- `stalled` once neither it nor anything under it changed state for its level's limit (a draft is
+  not judged: nobody has been asked to work on it yet);
+- `fallout_open` once a fallout on a task under it (its own, for a task) has been open for its
+  level's limit.
+The limits are the order's profile's (`Policy.jeopardy`). Each episode (an entity, a reason, the
+moment it began) is raised once and cleared once, when its condition ends: progress, a final
+state, the fallout resolved, the due time moved later, the order deleted. Ids derive from the
+episode, so a judgement repeated after a crash gives the same events.
+
+The order keeps its open episodes and the moment the next one begins (`Order.jeopardy_due`),
+which the engine folds into its timers (`order.next_due`): judging is a pass over the order's
+entities, made when an input changed the order and when that moment passes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Final
+
+from schemas import outbound as out
+from schemas.outbound import JeopardyLevel, JeopardyReason
+from worker.rules.emit import Emitted, Stream, output_id
+from worker.rules.inputs import JeopardyLimits
+from worker.rules.snapshot import Jeopardy, LineItem, Order, Task, Timed, WorkOrder
+from worker.rules.states import (
+    OrderState,
+    order_is_final,
+    task_is_final,
+    work_order_is_final,
+)
+
+# Every level's draft state is the same word.
+_DRAFT: Final = OrderState.DRAFT.value
+
+
+@dataclass(frozen=True, slots=True)
+class Condition:
+    """An entity is in jeopardy for a reason from `since` on (maybe still ahead)."""
+
+    level: JeopardyLevel
+    entity_id: str
+    reason: JeopardyReason
+    since: datetime
+
+    @property
+    def key(self) -> str:
+        # The id last: level and reason are words without a colon, so keys never collide.
+        return f"{self.level}:{self.reason}:{self.entity_id}"
+
+
+def conditions(order: Order, limits: JeopardyLimits) -> Iterator[Condition]:
+    """Every condition of the order's entities that are not final, children before parents."""
+    # The earliest open fallout under each work order and line item, gathered from below.
+    under_work_order: dict[str, datetime] = {}
+    under_line_item: dict[str, datetime] = {}
+    under_order: datetime | None = None
+    for task in order.tasks.values():
+        opened = _earliest_open_fallout(task) if task.fallouts else None
+        _earlier(under_work_order, task.work_order_id, opened)
+        final = task_is_final(task.state)
+        yield from _judged(limits, "task", task.task_id, task, task.state, final, opened)
+    for work_order_id, work_order in order.work_orders.items():
+        opened = under_work_order.get(work_order_id)
+        _earlier(under_line_item, work_order.line_item_id, opened)
+        final = work_order_is_final(work_order.state)
+        yield from _judged(
+            limits, "work_order", work_order_id, work_order, work_order.state, final, opened
+        )
+    for line_item_id, line_item in order.line_items.items():
+        opened = under_line_item.get(line_item_id)
+        if opened is not None and (under_order is None or opened < under_order):
+            under_order = opened
+        final = order_is_final(line_item.state)
+        yield from _judged(
+            limits, "line_item", line_item_id, line_item, line_item.state, final, opened
+        )
+    final = order_is_final(order.state)
+    yield from _judged(limits, "order", order.order_id, order, order.state, final, under_order)
+
+
+def _earlier(found: dict[str, datetime], key: str, moment: datetime | None) -> None:
+    if moment is not None and (key not in found or moment < found[key]):
+        found[key] = moment
+
+
+def _earliest_open_fallout(task: Task) -> datetime | None:
+    return min(
+        (f.raised_at for f in task.fallouts.values() if f.open and f.raised_at is not None),
+        default=None,
+    )
+
+
+def _judged(
+    limits: JeopardyLimits,
+    level: JeopardyLevel,
+    entity_id: str,
+    entity: Timed,
+    state: StrEnum,
+    final: bool,
+    fallout_since: datetime | None,
+) -> Iterator[Condition]:
+    if final:
+        return
+    if entity.due_at is not None:
+        yield Condition(level, entity_id, "overdue", entity.due_at)
+    stall = limits.stalled[level]
+    if stall is not None and entity.progressed_at is not None and state != _DRAFT:
+        yield Condition(level, entity_id, "stalled", entity.progressed_at + stall)
+    hold = limits.fallout_open[level]
+    if hold is not None and fallout_since is not None:
+        yield Condition(level, entity_id, "fallout_open", fallout_since + hold)
+
+
+def judge(
+    order: Order, limits: JeopardyLimits | None, moment: datetime, caused_by: str | None
+) -> list[Emitted]:
+    """Judge the order (its own copy) at `moment`: end every open episode whose condition no
+    longer holds, raise every condition that holds and is not open yet, and note when the next
+    one begins. `limits` None: the order was deleted, nothing of it is judged any more.
+    `caused_by`: the input that led to the judgement (None: the timer)."""
+    current = {} if limits is None else {c.key: c for c in conditions(order, limits)}
+    emitted: list[Emitted] = []
+    for key, episode in list(order.jeopardy.items()):
+        condition = current.get(key)
+        if condition is None or condition.since > moment:
+            del order.jeopardy[key]
+            emitted.append(_event(order, episode, "jeopardy.cleared", moment, caused_by))
+    for key, condition in current.items():
+        if condition.since <= moment and key not in order.jeopardy:
+            episode = Jeopardy(
+                entity=condition.level,
+                id=condition.entity_id,
+                reason=condition.reason,
+                since=condition.since,
+            )
+            order.jeopardy[key] = episode
+            emitted.append(_event(order, episode, "jeopardy.raised", moment, None))
+    order.jeopardy_due = min(
+        (c.since for key, c in current.items() if key not in order.jeopardy), default=None
+    )
+    return emitted
+
+
+def _event(
+    order: Order, episode: Jeopardy, kind: str, moment: datetime, caused_by: str | None
+) -> Emitted:
+    # One name per episode: its entity, reason and beginning, in the order.
+    name = (
+        f"jeopardy:{episode.entity}:{episode.reason}:"
+        f"{episode.since.astimezone(UTC).isoformat()}:{order.order_id}"
+    )
+    entity = entity_of(order, episode.entity, episode.id)
+    event = out.JeopardyEvent(
+        id=output_id(name, kind, episode.id),
+        type=kind,
+        subject=episode.id,
+        time=moment,
+        data=out.JeopardyData(
+            order_id=order.order_id,
+            entity=episode.entity,
+            id=episode.id,
+            reason=episode.reason,
+            state=None if entity is None else entity[0],
+            due_at=None if entity is None else entity[1].due_at,
+            since=episode.since,
+            late_by_s=(moment - episode.since).total_seconds(),
+            open_fallouts=[
+                out.OpenFallout(
+                    task_id=task.task_id,
+                    fallout_id=fallout.fallout_id,
+                    category=fallout.category,
+                    assigned_group=fallout.assigned_group,
+                    raised_at=fallout.raised_at,
+                )
+                for task in _tasks_under(order, episode.entity, episode.id)
+                for fallout in task.fallouts.values()
+                if fallout.open
+            ],
+            caused_by=caused_by or output_id(name, "jeopardy", episode.id),
+            at=moment,
+        ),
+    )
+    return Emitted(Stream.OPS, order.order_id, event, moment)
+
+
+def entity_of(order: Order, level: JeopardyLevel, entity_id: str) -> tuple[str, Timed] | None:
+    """The entity's state and the entity; None when it was removed (with its line item)."""
+    entity: Task | WorkOrder | LineItem | Order | None
+    match level:
+        case "task":
+            entity = order.tasks.get(entity_id)
+        case "work_order":
+            entity = order.work_orders.get(entity_id)
+        case "line_item":
+            entity = order.line_items.get(entity_id)
+        case "order":  # pragma: no branch - the levels are exhaustive
+            entity = order
+    return None if entity is None else (entity.state.value, entity)
+
+
+def _tasks_under(order: Order, level: JeopardyLevel, entity_id: str) -> list[Task]:
+    match level:
+        case "task":
+            return [order.tasks[entity_id]] if entity_id in order.tasks else []
+        case "work_order":
+            work_order_ids = [entity_id]
+        case "line_item":
+            line_item = order.line_items.get(entity_id)
+            work_order_ids = [] if line_item is None else line_item.work_order_ids
+        case "order":  # pragma: no branch - the levels are exhaustive
+            return list(order.tasks.values())
+    return [
+        order.tasks[task_id]
+        for work_order_id in work_order_ids
+        if work_order_id in order.work_orders
+        for task_id in order.work_orders[work_order_id].task_ids
+    ]
+
+
+def note_progress(order: Order, emitted: Iterable[Emitted], moment: datetime) -> None:
+    """What the stall and fallout limits count from: every entity that changed state, and
+    everything above it, progressed at `moment`; every fallout raised was raised at `moment`."""
+    for item in emitted:
+        match item.event.data:
+            case out.TaskStateChangedData(task_id=task_id):
+                _task_progressed(order, task_id, moment)
+            case out.WorkOrderStateChangedData(work_order_id=work_order_id):
+                _work_order_progressed(order, work_order_id, moment)
+            case out.LineItemStateChangedData(line_item_id=line_item_id):
+                _line_item_progressed(order, line_item_id, moment)
+            case out.OrderStateChangedData():
+                _progressed(order, moment)
+            case out.FalloutData(task_id=task_id, fallout_id=fallout_id) if (
+                item.event.type == "fallout.raised"
+            ):
+                order.task_to_change(task_id).fallouts[fallout_id].raised_at = moment
+
+
+def _task_progressed(order: Order, task_id: str, moment: datetime) -> None:
+    task = order.task_to_change(task_id)
+    _progressed(task, moment)
+    _work_order_progressed(order, task.work_order_id, moment)
+
+
+def _work_order_progressed(order: Order, work_order_id: str, moment: datetime) -> None:
+    work_order = order.work_order_to_change(work_order_id)
+    _progressed(work_order, moment)
+    _line_item_progressed(order, work_order.line_item_id, moment)
+
+
+def _line_item_progressed(order: Order, line_item_id: str, moment: datetime) -> None:
+    _progressed(order.line_item_to_change(line_item_id), moment)
+    _progressed(order, moment)
+
+
+def _progressed(entity: Timed, moment: datetime) -> None:
+    # A late input may be applied after later ones: progress never goes back in time.
+    if entity.progressed_at is None or moment > entity.progressed_at:
+        entity.progressed_at = moment
