@@ -26,7 +26,7 @@ from worker.rules.changes import (
 from worker.rules.emit import Cause, Emitted, Outcome, Stream, rejected
 from worker.rules.fallout import raise_fallout, reassign_fallout, resolve_fallout
 from worker.rules.inputs import Input, Origin, Policy, event_key
-from worker.rules.jeopardy import judge, note_progress
+from worker.rules.jeopardy import judge, note_progress, rejudge, touched_by
 from worker.rules.lifecycle import command, set_state
 from worker.rules.line_items import add_line_item, create_order, line_item_command, remove_line_item
 from worker.rules.refusal import Missing, Refused
@@ -52,7 +52,6 @@ def apply(
         _fire_timers(outcome, moment, policy)
         if _apply_one(outcome, item.event, item.received_at, item.origin, moment, policy):
             _retry_parked(outcome, moment, policy)
-            _judge(outcome, moment, policy, item.event.id)
         _fire_timers(outcome, moment, policy, at=moment)
     if current.order is not None:
         current.order.forget_source()
@@ -164,13 +163,16 @@ def _apply_one(
     assert order is not None  # every handler leaves an order (a deleted one is kept as it was)
     if record.deleted:
         outcome.emitted.append(deleted(record.order_id, cause, actor))
+        outcome.emitted.extend(judge(order, None, moment, cause.caused_by))  # its jeopardy ends
         # A deleted draft's line items are gone: the services they created are canceled.
         outcome.emitted.extend(service_actions(order, {}, before, line_items_before, cause))
         return True
     versioned(order, event, to_change=True).advance(event.source, event.sequence, event.time)
     changes = [*state_changes(order, before, cause, actor), *fallout_events(order, before, cause)]
-    note_progress(order, changes, cause.emitted_at)
+    touched = note_progress(order, changes, moment) | touched_by(event)
     outcome.emitted.extend(changes)
+    limits = policy.jeopardy[order.profile]
+    outcome.emitted.extend(rejudge(order, limits, moment, cause.caused_by, touched))
     outcome.emitted.extend(
         service_actions(order, order.line_items, before, line_items_before, cause)
     )

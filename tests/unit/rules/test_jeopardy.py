@@ -208,6 +208,14 @@ def test_a_due_time_moved_earlier_but_still_past_keeps_the_episode() -> None:
     assert story.said() == [("jeopardy.raised", "task", "T1", "overdue")]
 
 
+@pytest.mark.parametrize("level", ["task", "work_order"])
+def test_a_due_time_moved_into_the_past_is_raised_at_once(level: JeopardyLevel) -> None:
+    story = Story(OVERDUE_ONLY).create(order(level, T0 + 10 * HOUR))
+    story.send(moved_due(story.events, level, T0, T0 + HOUR))
+    assert story.said() == [("jeopardy.raised", level, IDS[level], "overdue")]
+    assert (story.last().at, story.last().late_by_s) == (T0 + HOUR, 3600.0)
+
+
 def test_an_entity_already_final_is_never_in_jeopardy() -> None:
     data = order("task", T0 - HOUR)
     tasks = data["line_items"][0]["work_orders"][0]["tasks"]
