@@ -296,13 +296,13 @@ def note_progress(order: Order, emitted: Iterable[Emitted], moment: datetime) ->
     for item in emitted:
         match item.event.data:
             case out.TaskStateChangedData(task_id=task_id):
-                _task_progressed(order, task_id, moment, touched)
+                _progressed(order, "task", task_id, moment, touched)
             case out.WorkOrderStateChangedData(work_order_id=work_order_id):
-                _work_order_progressed(order, work_order_id, moment, touched)
+                _progressed(order, "work_order", work_order_id, moment, touched)
             case out.LineItemStateChangedData(line_item_id=line_item_id):
-                _line_item_progressed(order, line_item_id, moment, touched)
+                _progressed(order, "line_item", line_item_id, moment, touched)
             case out.OrderStateChangedData():
-                _progressed(order, ("order", order.order_id), moment, touched)
+                _progressed(order, "order", order.order_id, moment, touched)
             case out.FalloutData(task_id=task_id, fallout_id=fallout_id) if (
                 item.event.type == "fallout.raised"
             ):
@@ -322,35 +322,28 @@ def touched_by(event: ev.OrderEvent) -> set[Entity]:
     return set()
 
 
-def _task_progressed(order: Order, task_id: str, moment: datetime, touched: set[Entity]) -> None:
-    # A task changes once per input; the entities above it may have been marked already.
-    task = order.task_to_change(task_id)
-    _progressed(task, ("task", task_id), moment, touched)
-    _work_order_progressed(order, task.work_order_id, moment, touched)
-
-
-def _work_order_progressed(
-    order: Order, work_order_id: str, moment: datetime, touched: set[Entity]
+def _progressed(
+    order: Order, level: JeopardyLevel, entity_id: str, moment: datetime, touched: set[Entity]
 ) -> None:
-    if ("work_order", work_order_id) in touched:
-        return
-    work_order = order.work_order_to_change(work_order_id)
-    _progressed(work_order, ("work_order", work_order_id), moment, touched)
-    _line_item_progressed(order, work_order.line_item_id, moment, touched)
-
-
-def _line_item_progressed(
-    order: Order, line_item_id: str, moment: datetime, touched: set[Entity]
-) -> None:
-    if ("line_item", line_item_id) in touched:
-        return
-    line_item = order.line_item_to_change(line_item_id)
-    _progressed(line_item, ("line_item", line_item_id), moment, touched)
-    _progressed(order, ("order", order.order_id), moment, touched)
-
-
-def _progressed(entity: Timed, key: Entity, moment: datetime, touched: set[Entity]) -> None:
-    touched.add(key)
-    # A late input may be applied after later ones: progress never goes back in time.
-    if entity.progressed_at is None or moment > entity.progressed_at:
-        entity.progressed_at = moment
+    """The entity, and everything above it, progressed at `moment` (up to one marked already by
+    the same input: so was everything above that)."""
+    entity_key: Entity | None = (level, entity_id)
+    while entity_key is not None and entity_key not in touched:
+        touched.add(entity_key)
+        entity: Timed
+        match entity_key:
+            case ("task", task_id):
+                entity = task = order.task_to_change(task_id)
+                above: Entity | None = ("work_order", task.work_order_id)
+            case ("work_order", work_order_id):
+                entity = work_order = order.work_order_to_change(work_order_id)
+                above = ("line_item", work_order.line_item_id)
+            case ("line_item", line_item_id):
+                entity = order.line_item_to_change(line_item_id)
+                above = ("order", order.order_id)
+            case _:
+                entity, above = order, None
+        # A late input may be applied after later ones: progress never goes back in time.
+        if entity.progressed_at is None or moment > entity.progressed_at:
+            entity.progressed_at = moment
+        entity_key = above
