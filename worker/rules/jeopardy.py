@@ -151,10 +151,12 @@ def rejudge(
     for nothing, the timer's full judgement finds the exact one. A full pass per input would cost
     a third of the rules' time in the benchmark."""
     entities = {*touched, *((episode.entity, episode.id) for episode in order.jeopardy.values())}
+    # Most orders have no fallout at all: one look at each task instead of one per entity.
+    with_fallouts = [task for task in order.tasks.values() if task.fallouts]
     current = {
         c.key: c
         for level, entity_id in entities
-        for c in _entity_conditions(order, limits, level, entity_id)
+        for c in _entity_conditions(order, limits, level, entity_id, with_fallouts)
     }
     emitted = _settle(order, current, moment, caused_by)
     pending = [c.since for c in current.values() if c.since > moment]
@@ -189,17 +191,24 @@ def _settle(
 
 
 def _entity_conditions(
-    order: Order, limits: JeopardyLimits, level: JeopardyLevel, entity_id: str
+    order: Order,
+    limits: JeopardyLimits,
+    level: JeopardyLevel,
+    entity_id: str,
+    with_fallouts: list[Task],
 ) -> list[Condition]:
-    """The conditions of one entity (none when it was removed)."""
+    """The conditions of one entity (none when it was removed); `with_fallouts`: the order's
+    tasks that have any fallout."""
     found = _entity(order, level, entity_id)
     if found is None:
         return []
     entity, state, final = found
     opened = None
-    if limits.fallout_open[level] is not None:
-        for task in _tasks_under(order, level, entity_id):
-            if task.fallouts and (raised := _earliest_open_fallout(task)) is not None:
+    if with_fallouts and limits.fallout_open[level] is not None:
+        for task in with_fallouts:
+            if _is_under(order, task, level, entity_id) and (
+                (raised := _earliest_open_fallout(task)) is not None
+            ):
                 opened = raised if opened is None else min(opened, raised)
     return list(_judged(limits, level, entity_id, entity, state, final, opened))
 
@@ -267,6 +276,19 @@ def _entity(
             return line_item, line_item.state, order_is_final(line_item.state)
         case "order":  # pragma: no branch - the levels are exhaustive
             return order, order.state, order_is_final(order.state)
+
+
+def _is_under(order: Order, task: Task, level: JeopardyLevel, entity_id: str) -> bool:
+    """Whether the task is the entity or one of its tasks."""
+    match level:
+        case "task":
+            return task.task_id == entity_id
+        case "work_order":
+            return task.work_order_id == entity_id
+        case "line_item":
+            return order.work_orders[task.work_order_id].line_item_id == entity_id
+        case "order":  # pragma: no branch - the levels are exhaustive
+            return True
 
 
 def _tasks_under(order: Order, level: JeopardyLevel, entity_id: str) -> Iterable[Task]:
