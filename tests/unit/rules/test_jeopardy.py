@@ -394,3 +394,18 @@ def test_progress_applied_late_does_not_take_the_last_progress_back() -> None:
     assert story.record.order is not None
     assert story.record.order.work_orders["W1"].progressed_at == T0 + 2 * HOUR
     assert story.record.order.tasks["T2"].progressed_at == T0 + HOUR
+
+
+def test_what_one_input_raises_comes_children_first_whatever_the_hashing() -> None:
+    past = (T0 - HOUR).isoformat()
+    data = order("task", T0 - HOUR)
+    data["due_at"] = past
+    data["line_items"][0]["due_at"] = past
+    data["line_items"][0]["work_orders"][0]["due_at"] = past
+    story = Story(OVERDUE_ONLY).create(data)
+    assert [level for _, level, _, _ in story.said()] == [
+        "task",
+        "work_order",
+        "line_item",
+        "order",
+    ]
