@@ -12,9 +12,9 @@ moment it began) is raised once and cleared once, when its condition ends: progr
 state, the fallout resolved, the due time moved later, the order deleted. Ids derive from the
 episode, so a judgement repeated after a crash gives the same events.
 
-The order keeps its open episodes and the moment the next one begins (`Order.jeopardy_due`),
-which the engine folds into its timers (`order.next_due`): judging is a pass over the order's
-entities, made when an input changed the order and when that moment passes.
+The order keeps its open episodes and, per entity, when its next one begins
+(`Order.jeopardy_ahead`); the earliest is a timer of the order (`order.next_due`). An input
+judges the entities it touched (and those in jeopardy); the timer judges the whole order.
 """
 
 from __future__ import annotations
@@ -134,8 +134,25 @@ def judge(
     the timer)."""
     current = {} if limits is None else {c.key: c for c in conditions(order, limits)}
     emitted = _settle(order, current, moment, caused_by)
-    order.jeopardy_due = min((c.since for c in current.values() if c.since > moment), default=None)
+    order.jeopardy_ahead = {}
+    _note_ahead(order, current.values())
     return emitted
+
+
+def next_moment(order: Order) -> datetime | None:
+    """When the order's next jeopardy begins; None when none is ahead."""
+    return min(order.jeopardy_ahead.values(), default=None)
+
+
+def _note_ahead(order: Order, current: Iterable[Condition]) -> None:
+    """Keep, for each entity of `current`, when its earliest condition not open yet begins."""
+    for condition in current:
+        if condition.key in order.jeopardy:
+            continue
+        entity = f"{condition.level}:{condition.entity_id}"
+        ahead = order.jeopardy_ahead.get(entity)
+        if ahead is None or condition.since < ahead:
+            order.jeopardy_ahead[entity] = condition.since
 
 
 def rejudge(
@@ -147,10 +164,8 @@ def rejudge(
 ) -> list[Emitted]:
     """After an input changed the order: judge at `moment` only what it can have changed, the
     entities it `touched` (see `note_progress`, `touched_by`) and those with an open episode,
-    and bring the next moment forward to theirs. An input only ever makes a condition of an
-    entity it touched begin earlier, so the next moment stays a lower bound: when it falls due
-    for nothing, the timer's full judgement finds the exact one. A full pass per input would cost
-    a third of the rules' time in the benchmark."""
+    and note when their next jeopardy begins; the others' conditions are as they were. A full
+    pass per input would cost a third of the rules' time in the benchmark."""
     entities = {*touched, *((episode.entity, episode.id) for episode in order.jeopardy.values())}
     # Children before parents, then by id: the events' order never depends on a set's.
     ordered = sorted(entities, key=lambda entity: (_RANK[entity[0]], entity[1]))
@@ -162,10 +177,9 @@ def rejudge(
         for c in _entity_conditions(order, limits, level, entity_id, with_fallouts)
     }
     emitted = _settle(order, current, moment, caused_by)
-    pending = [c.since for c in current.values() if c.since > moment]
-    if pending:
-        due = order.jeopardy_due
-        order.jeopardy_due = min(pending) if due is None else min(due, *pending)
+    for level, entity_id in ordered:
+        order.jeopardy_ahead.pop(f"{level}:{entity_id}", None)
+    _note_ahead(order, current.values())
     return emitted
 
 
@@ -200,11 +214,9 @@ def _entity_conditions(
     entity_id: str,
     with_fallouts: list[Task],
 ) -> list[Condition]:
-    """The conditions of one entity (none when it was removed); `with_fallouts`: the order's
-    tasks that have any fallout."""
+    """The conditions of one entity; `with_fallouts`: the order's tasks that have any fallout."""
     found = _entity(order, level, entity_id)
-    if found is None:
-        return []
+    assert found is not None  # an input that removes entities has the whole order judged
     entity, state, final = found
     opened = None
     if with_fallouts and limits.fallout_open[level] is not None:
@@ -328,10 +340,12 @@ def note_progress(order: Order, emitted: Iterable[Emitted], moment: datetime) ->
                 _progressed(order, "line_item", line_item_id, moment, touched)
             case out.OrderStateChangedData():
                 _progressed(order, "order", order.order_id, moment, touched)
-            case out.FalloutData(task_id=task_id, fallout_id=fallout_id) if (
-                item.event.type == "fallout.raised"
-            ):
-                order.task_to_change(task_id).fallouts[fallout_id].raised_at = moment
+            # The changes are state changes and fallout events only: nothing falls through.
+            case out.FalloutData(task_id=task_id, fallout_id=fallout_id):  # pragma: no branch
+                if item.event.type == "fallout.raised":
+                    order.task_to_change(task_id).fallouts[fallout_id].raised_at = moment
+                # Its open fallouts changed: the task and everything above it are judged again.
+                _progressed(order, "task", task_id, None, touched)
     return touched
 
 
@@ -348,10 +362,14 @@ def touched_by(event: ev.OrderEvent) -> set[Entity]:
 
 
 def _progressed(
-    order: Order, level: JeopardyLevel, entity_id: str, moment: datetime, touched: set[Entity]
+    order: Order,
+    level: JeopardyLevel,
+    entity_id: str,
+    moment: datetime | None,
+    touched: set[Entity],
 ) -> None:
-    """The entity, and everything above it, progressed at `moment` (up to one marked already by
-    the same input: so was everything above that)."""
+    """The entity, and everything above it, progressed at `moment` (None: only touched), up to
+    one touched already by the same input (so was everything above that)."""
     entity_key: Entity | None = (level, entity_id)
     while entity_key is not None and entity_key not in touched:
         touched.add(entity_key)
@@ -369,6 +387,6 @@ def _progressed(
             case _:
                 entity, above = order, None
         # A late input may be applied after later ones: progress never goes back in time.
-        if entity.progressed_at is None or moment > entity.progressed_at:
+        if moment is not None and (entity.progressed_at is None or moment > entity.progressed_at):
             entity.progressed_at = moment
         entity_key = above

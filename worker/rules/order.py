@@ -26,7 +26,7 @@ from worker.rules.changes import (
 from worker.rules.emit import Cause, Emitted, Outcome, Stream, rejected
 from worker.rules.fallout import raise_fallout, reassign_fallout, resolve_fallout
 from worker.rules.inputs import Input, Origin, Policy, event_key
-from worker.rules.jeopardy import judge, note_progress, rejudge, touched_by
+from worker.rules.jeopardy import judge, next_moment, note_progress, rejudge, touched_by
 from worker.rules.lifecycle import command, set_state
 from worker.rules.line_items import add_line_item, create_order, line_item_command, remove_line_item
 from worker.rules.refusal import Missing, Refused
@@ -76,7 +76,7 @@ def next_due(record: OrderRecord, policy: Policy) -> datetime | None:
     event expires `park_timeout` after its own event time (else its receipt); the order is judged
     again when its next jeopardy begins (see `jeopardy.judge`)."""
     parked = min((parked.moment + policy.park_timeout for parked in record.parked), default=None)
-    jeopardy = record.order.jeopardy_due if record.order is not None else None
+    jeopardy = next_moment(record.order) if record.order is not None else None
     if parked is None or jeopardy is None:
         return parked or jeopardy
     return min(parked, jeopardy)
@@ -90,7 +90,7 @@ def _fire_timers(
     while (due := next_due(outcome.record, policy)) is not None and due < until:
         _expire_parked(outcome, due, at or due, policy)
         order = outcome.record.order
-        if order is not None and order.jeopardy_due is not None and order.jeopardy_due <= due:
+        if order is not None and (jeopardy := next_moment(order)) is not None and jeopardy <= due:
             _judge(outcome, at or due, policy, None)
 
 
@@ -172,7 +172,10 @@ def _apply_one(
     touched = note_progress(order, changes, moment) | touched_by(event)
     outcome.emitted.extend(changes)
     limits = policy.jeopardy[order.profile]
-    outcome.emitted.extend(rejudge(order, limits, moment, cause.caused_by, touched))
+    if isinstance(event, ev.LineItemRemoved):  # what went with it is judged no more
+        outcome.emitted.extend(judge(order, limits, moment, cause.caused_by))
+    else:
+        outcome.emitted.extend(rejudge(order, limits, moment, cause.caused_by, touched))
     outcome.emitted.extend(
         service_actions(order, order.line_items, before, line_items_before, cause)
     )

@@ -14,10 +14,12 @@ from hypothesis import strategies as st
 
 from schemas import inbound as ev
 from schemas import outbound as out
+from schemas.envelope import LATEST
 from schemas.outbound import JeopardyLevel
 from tests.unit.rules.builders import JEOPARDY_OFF, ORDER_ID, T0, Events, Json, inputs, item
-from worker.rules import OrderRecord, Policy, Profile, advance, apply, next_due
+from worker.rules import Order, OrderRecord, Policy, Profile, advance, apply, next_due
 from worker.rules.inputs import LEVELS, JeopardyLimits, Limits
+from worker.rules.jeopardy import conditions
 from worker.rules.states import TaskState, task_is_final
 
 MINUTE, HOUR = timedelta(minutes=1), timedelta(hours=1)
@@ -381,6 +383,17 @@ def test_each_episode_is_raised_once_and_cleared_once_whatever_the_batches(
     assert {(j.entity, j.id, j.reason) for j in whole.record.order.jeopardy.values()} == {
         key for key, is_open in open_now.items() if is_open
     }
+    # What inputs kept up to date entity by entity is what the whole order gives afresh.
+    assert whole.record.order.jeopardy_ahead == ahead_afresh(whole.record.order)
+
+
+def ahead_afresh(order: Order) -> dict[str, datetime]:
+    ahead: dict[str, datetime] = {}
+    for condition in conditions(order, LIMITS.jeopardy[order.profile]):
+        entity = f"{condition.level}:{condition.entity_id}"
+        if condition.key not in order.jeopardy and condition.since < ahead.get(entity, LATEST):
+            ahead[entity] = condition.since
+    return ahead
 
 
 def test_progress_applied_late_does_not_take_the_last_progress_back() -> None:
