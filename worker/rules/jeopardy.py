@@ -141,11 +141,12 @@ def judge(
 
 def next_moment(order: Order) -> datetime | None:
     """When the order's next jeopardy begins; None when none is ahead."""
-    return min(order.jeopardy_ahead.values(), default=None)
+    return order.jeopardy_due
 
 
 def _note_ahead(order: Order, current: Iterable[Condition]) -> None:
-    """Keep, for each entity of `current`, when its earliest condition not open yet begins."""
+    """Keep, for each entity of `current`, when its earliest condition not open yet begins; and
+    the earliest of every entity's."""
     for condition in current:
         if condition.key in order.jeopardy:
             continue
@@ -153,6 +154,7 @@ def _note_ahead(order: Order, current: Iterable[Condition]) -> None:
         ahead = order.jeopardy_ahead.get(entity)
         if ahead is None or condition.since < ahead:
             order.jeopardy_ahead[entity] = condition.since
+    order.jeopardy_due = min(order.jeopardy_ahead.values(), default=None)
 
 
 def rejudge(

@@ -143,9 +143,10 @@ class Order(Versioned, Timed):
     work_orders: dict[str, WorkOrder] = {}
     tasks: dict[str, Task] = {}
     # Open jeopardy episodes by `jeopardy.Condition.key`; for each entity with a jeopardy ahead
-    # (by `<level>:<id>`), when the earliest of them begins (see `jeopardy.next_moment`).
+    # (by `<level>:<id>`), when the earliest of them begins, and the earliest of those.
     jeopardy: dict[str, Jeopardy] = {}
     jeopardy_ahead: dict[str, AwareDatetime] = {}
+    jeopardy_due: AwareDatetime | None = None
 
     # While `apply` changes a clone: the order it was cloned from. An entity the clone still shares
     # with it is copied before its first change (copy-on-write); None: every entity is its own.
