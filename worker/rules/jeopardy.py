@@ -12,9 +12,9 @@ moment it began) is raised once and cleared once, when its condition ends: progr
 state, the fallout resolved, the due time moved later, the order deleted. Ids derive from the
 episode, so a judgement repeated after a crash gives the same events.
 
-The order keeps its open episodes and the moment the next one begins (`Order.jeopardy_due`),
-which the engine folds into its timers (`order.next_due`): judging is a pass over the order's
-entities, made when an input changed the order and when that moment passes.
+The order keeps its open episodes and, per entity, when its next one begins
+(`Order.jeopardy_ahead`); the earliest is a timer of the order (`order.next_due`). An input
+judges the entities it touched (and those in jeopardy); the timer judges the whole order.
 """
 
 from __future__ import annotations
@@ -25,11 +25,12 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Final
 
+from schemas import inbound as ev
 from schemas import outbound as out
 from schemas.outbound import JeopardyLevel, JeopardyReason
 from worker.rules.emit import Emitted, Stream, output_id
 from worker.rules.inputs import JeopardyLimits
-from worker.rules.snapshot import Jeopardy, LineItem, Order, Task, Timed, WorkOrder
+from worker.rules.snapshot import Jeopardy, Order, Task, Timed
 from worker.rules.states import (
     OrderState,
     order_is_final,
@@ -39,6 +40,10 @@ from worker.rules.states import (
 
 # Every level's draft state is the same word.
 _DRAFT: Final = OrderState.DRAFT.value
+
+Entity = tuple[JeopardyLevel, str]
+"""An entity of the order: its level and id."""
+_RANK: Final[dict[JeopardyLevel, int]] = {"task": 0, "work_order": 1, "line_item": 2, "order": 3}
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,11 +127,69 @@ def _judged(
 def judge(
     order: Order, limits: JeopardyLimits | None, moment: datetime, caused_by: str | None
 ) -> list[Emitted]:
-    """Judge the order (its own copy) at `moment`: end every open episode whose condition no
-    longer holds, raise every condition that holds and is not open yet, and note when the next
-    one begins. `limits` None: the order was deleted, nothing of it is judged any more.
-    `caused_by`: the input that led to the judgement (None: the timer)."""
+    """Judge the whole order (its own copy) at `moment`, as its timer does: end every open
+    episode whose condition no longer holds, raise every condition that holds and is not open
+    yet, and note exactly when the next one begins. `limits` None: the order was deleted,
+    nothing of it is judged any more. `caused_by`: the input that led to the judgement (None:
+    the timer)."""
     current = {} if limits is None else {c.key: c for c in conditions(order, limits)}
+    emitted = _settle(order, current, moment, caused_by)
+    order.jeopardy_ahead = {}
+    _note_ahead(order, current.values())
+    return emitted
+
+
+def next_moment(order: Order) -> datetime | None:
+    """When the order's next jeopardy begins; None when none is ahead."""
+    return order.jeopardy_due
+
+
+def _note_ahead(order: Order, current: Iterable[Condition]) -> None:
+    """Keep, for each entity of `current`, when its earliest condition not open yet begins; and
+    the earliest of every entity's."""
+    for condition in current:
+        if condition.key in order.jeopardy:
+            continue
+        entity = f"{condition.level}:{condition.entity_id}"
+        ahead = order.jeopardy_ahead.get(entity)
+        if ahead is None or condition.since < ahead:
+            order.jeopardy_ahead[entity] = condition.since
+    order.jeopardy_due = min(order.jeopardy_ahead.values(), default=None)
+
+
+def rejudge(
+    order: Order,
+    limits: JeopardyLimits,
+    moment: datetime,
+    caused_by: str,
+    touched: Iterable[Entity],
+) -> list[Emitted]:
+    """After an input changed the order: judge at `moment` only what it can have changed, the
+    entities it `touched` (see `note_progress`, `touched_by`) and those with an open episode,
+    and note when their next jeopardy begins; the others' conditions are as they were. A full
+    pass per input would cost a third of the rules' time in the benchmark."""
+    entities = {*touched, *((episode.entity, episode.id) for episode in order.jeopardy.values())}
+    # Children before parents, then by id: the events' order never depends on a set's.
+    ordered = sorted(entities, key=lambda entity: (_RANK[entity[0]], entity[1]))
+    # Most orders have no fallout at all: one look at each task instead of one per entity.
+    with_fallouts = [task for task in order.tasks.values() if task.fallouts]
+    current = {
+        c.key: c
+        for level, entity_id in ordered
+        for c in _entity_conditions(order, limits, level, entity_id, with_fallouts)
+    }
+    emitted = _settle(order, current, moment, caused_by)
+    for level, entity_id in ordered:
+        order.jeopardy_ahead.pop(f"{level}:{entity_id}", None)
+    _note_ahead(order, current.values())
+    return emitted
+
+
+def _settle(
+    order: Order, current: dict[str, Condition], moment: datetime, caused_by: str | None
+) -> list[Emitted]:
+    """End the open episodes whose condition does not hold at `moment`; raise the conditions
+    that hold and are not open yet."""
     emitted: list[Emitted] = []
     for key, episode in list(order.jeopardy.items()):
         condition = current.get(key)
@@ -143,10 +206,28 @@ def judge(
             )
             order.jeopardy[key] = episode
             emitted.append(_event(order, episode, "jeopardy.raised", moment, None))
-    order.jeopardy_due = min(
-        (c.since for key, c in current.items() if key not in order.jeopardy), default=None
-    )
     return emitted
+
+
+def _entity_conditions(
+    order: Order,
+    limits: JeopardyLimits,
+    level: JeopardyLevel,
+    entity_id: str,
+    with_fallouts: list[Task],
+) -> list[Condition]:
+    """The conditions of one entity; `with_fallouts`: the order's tasks that have any fallout."""
+    found = entity_of(order, level, entity_id)
+    assert found is not None  # an input that removes entities has the whole order judged
+    entity, state, final = found
+    opened = None
+    if with_fallouts and limits.fallout_open[level] is not None:
+        for task in with_fallouts:
+            if _is_under(order, task, level, entity_id) and (
+                (raised := _earliest_open_fallout(task)) is not None
+            ):
+                opened = raised if opened is None else min(opened, raised)
+    return list(_judged(limits, level, entity_id, entity, state, final, opened))
 
 
 def _event(
@@ -168,8 +249,8 @@ def _event(
             entity=episode.entity,
             id=episode.id,
             reason=episode.reason,
-            state=None if entity is None else entity[0],
-            due_at=None if entity is None else entity[1].due_at,
+            state=None if entity is None else entity[1].value,
+            due_at=None if entity is None else entity[0].due_at,
             since=episode.since,
             late_by_s=(moment - episode.since).total_seconds(),
             open_fallouts=[
@@ -191,22 +272,43 @@ def _event(
     return Emitted(Stream.OPS, order.order_id, event, moment)
 
 
-def entity_of(order: Order, level: JeopardyLevel, entity_id: str) -> tuple[str, Timed] | None:
-    """The entity's state and the entity; None when it was removed (with its line item)."""
-    entity: Task | WorkOrder | LineItem | Order | None
+def entity_of(
+    order: Order, level: JeopardyLevel, entity_id: str
+) -> tuple[Timed, StrEnum, bool] | None:
+    """The entity, its state and whether that is final; None when it was removed (with its line
+    item). The plan view finds an episode's entity with it too."""
     match level:
         case "task":
-            entity = order.tasks.get(entity_id)
+            task = order.tasks.get(entity_id)
+            return None if task is None else (task, task.state, task_is_final(task.state))
         case "work_order":
-            entity = order.work_orders.get(entity_id)
+            work_order = order.work_orders.get(entity_id)
+            if work_order is None:
+                return None
+            return work_order, work_order.state, work_order_is_final(work_order.state)
         case "line_item":
-            entity = order.line_items.get(entity_id)
+            line_item = order.line_items.get(entity_id)
+            if line_item is None:
+                return None
+            return line_item, line_item.state, order_is_final(line_item.state)
         case "order":  # pragma: no branch - the levels are exhaustive
-            entity = order
-    return None if entity is None else (entity.state.value, entity)
+            return order, order.state, order_is_final(order.state)
 
 
-def _tasks_under(order: Order, level: JeopardyLevel, entity_id: str) -> list[Task]:
+def _is_under(order: Order, task: Task, level: JeopardyLevel, entity_id: str) -> bool:
+    """Whether the task is the entity or one of its tasks."""
+    match level:
+        case "task":
+            return task.task_id == entity_id
+        case "work_order":
+            return task.work_order_id == entity_id
+        case "line_item":
+            return order.work_orders[task.work_order_id].line_item_id == entity_id
+        case "order":  # pragma: no branch - the levels are exhaustive
+            return True
+
+
+def _tasks_under(order: Order, level: JeopardyLevel, entity_id: str) -> Iterable[Task]:
     match level:
         case "task":
             return [order.tasks[entity_id]] if entity_id in order.tasks else []
@@ -216,7 +318,7 @@ def _tasks_under(order: Order, level: JeopardyLevel, entity_id: str) -> list[Tas
             line_item = order.line_items.get(entity_id)
             work_order_ids = [] if line_item is None else line_item.work_order_ids
         case "order":  # pragma: no branch - the levels are exhaustive
-            return list(order.tasks.values())
+            return order.tasks.values()
     return [
         order.tasks[task_id]
         for work_order_id in work_order_ids
@@ -225,43 +327,68 @@ def _tasks_under(order: Order, level: JeopardyLevel, entity_id: str) -> list[Tas
     ]
 
 
-def note_progress(order: Order, emitted: Iterable[Emitted], moment: datetime) -> None:
+def note_progress(order: Order, emitted: Iterable[Emitted], moment: datetime) -> set[Entity]:
     """What the stall and fallout limits count from: every entity that changed state, and
-    everything above it, progressed at `moment`; every fallout raised was raised at `moment`."""
+    everything above it, progressed at `moment`; every fallout raised was raised at `moment`.
+    The entities whose conditions that can change."""
+    touched: set[Entity] = set()
     for item in emitted:
         match item.event.data:
             case out.TaskStateChangedData(task_id=task_id):
-                _task_progressed(order, task_id, moment)
+                _progressed(order, "task", task_id, moment, touched)
             case out.WorkOrderStateChangedData(work_order_id=work_order_id):
-                _work_order_progressed(order, work_order_id, moment)
+                _progressed(order, "work_order", work_order_id, moment, touched)
             case out.LineItemStateChangedData(line_item_id=line_item_id):
-                _line_item_progressed(order, line_item_id, moment)
+                _progressed(order, "line_item", line_item_id, moment, touched)
             case out.OrderStateChangedData():
-                _progressed(order, moment)
-            case out.FalloutData(task_id=task_id, fallout_id=fallout_id) if (
-                item.event.type == "fallout.raised"
-            ):
-                order.task_to_change(task_id).fallouts[fallout_id].raised_at = moment
+                _progressed(order, "order", order.order_id, moment, touched)
+            # The changes are state changes and fallout events only: nothing falls through.
+            case out.FalloutData(task_id=task_id, fallout_id=fallout_id):  # pragma: no branch
+                if item.event.type == "fallout.raised":
+                    order.task_to_change(task_id).fallouts[fallout_id].raised_at = moment
+                # Its open fallouts changed: the task and everything above it are judged again.
+                _progressed(order, "task", task_id, None, touched)
+    return touched
 
 
-def _task_progressed(order: Order, task_id: str, moment: datetime) -> None:
-    task = order.task_to_change(task_id)
-    _progressed(task, moment)
-    _work_order_progressed(order, task.work_order_id, moment)
+def touched_by(event: ev.OrderEvent) -> set[Entity]:
+    """The entity whose due time an update moved, if it did."""
+    match event.data:
+        case ev.TaskUpdatedData(task_id=task_id, due_at=due_at) if due_at is not None:
+            return {("task", task_id)}
+        case ev.WorkOrderUpdatedData(work_order_id=work_order_id, due_at=due_at) if (
+            due_at is not None
+        ):
+            return {("work_order", work_order_id)}
+    return set()
 
 
-def _work_order_progressed(order: Order, work_order_id: str, moment: datetime) -> None:
-    work_order = order.work_order_to_change(work_order_id)
-    _progressed(work_order, moment)
-    _line_item_progressed(order, work_order.line_item_id, moment)
-
-
-def _line_item_progressed(order: Order, line_item_id: str, moment: datetime) -> None:
-    _progressed(order.line_item_to_change(line_item_id), moment)
-    _progressed(order, moment)
-
-
-def _progressed(entity: Timed, moment: datetime) -> None:
-    # A late input may be applied after later ones: progress never goes back in time.
-    if entity.progressed_at is None or moment > entity.progressed_at:
-        entity.progressed_at = moment
+def _progressed(
+    order: Order,
+    level: JeopardyLevel,
+    entity_id: str,
+    moment: datetime | None,
+    touched: set[Entity],
+) -> None:
+    """The entity, and everything above it, progressed at `moment` (None: only touched), up to
+    one touched already by the same input (so was everything above that)."""
+    entity_key: Entity | None = (level, entity_id)
+    while entity_key is not None and entity_key not in touched:
+        touched.add(entity_key)
+        entity: Timed
+        match entity_key:
+            case ("task", task_id):
+                entity = task = order.task_to_change(task_id)
+                above: Entity | None = ("work_order", task.work_order_id)
+            case ("work_order", work_order_id):
+                entity = work_order = order.work_order_to_change(work_order_id)
+                above = ("line_item", work_order.line_item_id)
+            case ("line_item", line_item_id):
+                entity = order.line_item_to_change(line_item_id)
+                above = ("order", order.order_id)
+            case _:
+                entity, above = order, None
+        # A late input may be applied after later ones: progress never goes back in time.
+        if moment is not None and (entity.progressed_at is None or moment > entity.progressed_at):
+            entity.progressed_at = moment
+        entity_key = above

@@ -26,7 +26,7 @@ from worker.rules.changes import (
 from worker.rules.emit import Cause, Emitted, Outcome, Stream, rejected
 from worker.rules.fallout import raise_fallout, reassign_fallout, resolve_fallout
 from worker.rules.inputs import Input, Origin, Policy, event_key
-from worker.rules.jeopardy import judge, note_progress
+from worker.rules.jeopardy import judge, next_moment, note_progress, rejudge, touched_by
 from worker.rules.lifecycle import command, set_state
 from worker.rules.line_items import add_line_item, create_order, line_item_command, remove_line_item
 from worker.rules.refusal import Missing, Refused
@@ -53,7 +53,6 @@ def apply(
         if _apply_one(outcome, item.event, item.received_at, item.origin, moment, policy):
             _retry_parked(outcome, moment, policy)
             _version_creations(outcome)
-            _judge(outcome, moment, policy, item.event.id)
         _fire_timers(outcome, moment, policy, at=moment)
     if current.order is not None:
         current.order.forget_source()
@@ -78,7 +77,7 @@ def next_due(record: OrderRecord, policy: Policy) -> datetime | None:
     event expires `park_timeout` after its own event time (else its receipt); the order is judged
     again when its next jeopardy begins (see `jeopardy.judge`)."""
     parked = min((parked.moment + policy.park_timeout for parked in record.parked), default=None)
-    jeopardy = record.order.jeopardy_due if record.order is not None else None
+    jeopardy = next_moment(record.order) if record.order is not None else None
     if parked is None or jeopardy is None:
         return parked or jeopardy
     return min(parked, jeopardy)
@@ -92,7 +91,7 @@ def _fire_timers(
     while (due := next_due(outcome.record, policy)) is not None and due < until:
         _expire_parked(outcome, due, at or due, policy)
         order = outcome.record.order
-        if order is not None and order.jeopardy_due is not None and order.jeopardy_due <= due:
+        if order is not None and (jeopardy := next_moment(order)) is not None and jeopardy <= due:
             _judge(outcome, at or due, policy, None)
 
 
@@ -165,6 +164,7 @@ def _apply_one(
     assert order is not None  # every handler leaves an order (a deleted one is kept as it was)
     if record.deleted:
         outcome.emitted.append(deleted(record.order_id, cause, actor))
+        outcome.emitted.extend(judge(order, None, moment, cause.caused_by))  # its jeopardy ends
         # A deleted draft's line items are gone: the services they created are canceled.
         outcome.emitted.extend(service_actions(order, {}, before, line_items_before, cause))
         return True
@@ -173,8 +173,13 @@ def _apply_one(
     else:
         versioned(order, event, to_change=True).advance(event.source, event.sequence, event.time)
     changes = [*state_changes(order, before, cause, actor), *fallout_events(order, before, cause)]
-    note_progress(order, changes, cause.emitted_at)
+    touched = note_progress(order, changes, moment) | touched_by(event)
     outcome.emitted.extend(changes)
+    limits = policy.jeopardy[order.profile]
+    if isinstance(event, ev.LineItemRemoved):  # what went with it is judged no more
+        outcome.emitted.extend(judge(order, limits, moment, cause.caused_by))
+    else:
+        outcome.emitted.extend(rejudge(order, limits, moment, cause.caused_by, touched))
     outcome.emitted.extend(
         service_actions(order, order.line_items, before, line_items_before, cause)
     )

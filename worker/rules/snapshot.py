@@ -142,8 +142,10 @@ class Order(Versioned, Timed):
     line_items: dict[str, LineItem] = {}
     work_orders: dict[str, WorkOrder] = {}
     tasks: dict[str, Task] = {}
-    # Open jeopardy episodes by `jeopardy.Condition.key`, and when the next one falls due.
+    # Open jeopardy episodes by `jeopardy.Condition.key`; for each entity with a jeopardy ahead
+    # (by `<level>:<id>`), when the earliest of them begins, and the earliest of those.
     jeopardy: dict[str, Jeopardy] = {}
+    jeopardy_ahead: dict[str, AwareDatetime] = {}
     jeopardy_due: AwareDatetime | None = None
 
     # While `apply` changes a clone: the order it was cloned from. An entity the clone still shares
@@ -166,6 +168,7 @@ class Order(Versioned, Timed):
             work_orders=dict(self.work_orders),
             tasks=dict(self.tasks),
             jeopardy=dict(self.jeopardy),
+            jeopardy_ahead=dict(self.jeopardy_ahead),
         )
         clone._source = self
         return clone

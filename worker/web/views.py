@@ -211,7 +211,7 @@ def _jeopardy(order: Order, now: datetime) -> list[JeopardyView]:
 def _due_at(order: Order, level: JeopardyLevel, entity_id: str) -> datetime | None:
     """The entity's due time (None: it has none, or it was removed with its line item)."""
     found = entity_of(order, level, entity_id)
-    return found[1].due_at if found is not None else None
+    return found[0].due_at if found is not None else None
 
 
 def _in_jeopardy(order: Order, level: JeopardyLevel, entity_id: str) -> list[JeopardyReason]:

@@ -14,10 +14,12 @@ from hypothesis import strategies as st
 
 from schemas import inbound as ev
 from schemas import outbound as out
+from schemas.envelope import LATEST
 from schemas.outbound import JeopardyLevel
 from tests.unit.rules.builders import JEOPARDY_OFF, ORDER_ID, T0, Events, Json, inputs, item
-from worker.rules import OrderRecord, Policy, Profile, advance, apply, next_due
+from worker.rules import Order, OrderRecord, Policy, Profile, advance, apply, next_due
 from worker.rules.inputs import LEVELS, JeopardyLimits, Limits
+from worker.rules.jeopardy import conditions
 from worker.rules.states import TaskState, task_is_final
 
 MINUTE, HOUR = timedelta(minutes=1), timedelta(hours=1)
@@ -208,6 +210,14 @@ def test_a_due_time_moved_earlier_but_still_past_keeps_the_episode() -> None:
     assert story.said() == [("jeopardy.raised", "task", "T1", "overdue")]
 
 
+@pytest.mark.parametrize("level", ["task", "work_order"])
+def test_a_due_time_moved_into_the_past_is_raised_at_once(level: JeopardyLevel) -> None:
+    story = Story(OVERDUE_ONLY).create(order(level, T0 + 10 * HOUR))
+    story.send(moved_due(story.events, level, T0, T0 + HOUR))
+    assert story.said() == [("jeopardy.raised", level, IDS[level], "overdue")]
+    assert (story.last().at, story.last().late_by_s) == (T0 + HOUR, 3600.0)
+
+
 def test_an_entity_already_final_is_never_in_jeopardy() -> None:
     data = order("task", T0 - HOUR)
     tasks = data["line_items"][0]["work_orders"][0]["tasks"]
@@ -373,6 +383,17 @@ def test_each_episode_is_raised_once_and_cleared_once_whatever_the_batches(
     assert {(j.entity, j.id, j.reason) for j in whole.record.order.jeopardy.values()} == {
         key for key, is_open in open_now.items() if is_open
     }
+    # What inputs kept up to date entity by entity is what the whole order gives afresh.
+    assert whole.record.order.jeopardy_ahead == ahead_afresh(whole.record.order)
+
+
+def ahead_afresh(order: Order) -> dict[str, datetime]:
+    ahead: dict[str, datetime] = {}
+    for condition in conditions(order, LIMITS.jeopardy[order.profile]):
+        entity = f"{condition.level}:{condition.entity_id}"
+        if condition.key not in order.jeopardy and condition.since < ahead.get(entity, LATEST):
+            ahead[entity] = condition.since
+    return ahead
 
 
 def test_progress_applied_late_does_not_take_the_last_progress_back() -> None:
@@ -386,3 +407,18 @@ def test_progress_applied_late_does_not_take_the_last_progress_back() -> None:
     assert story.record.order is not None
     assert story.record.order.work_orders["W1"].progressed_at == T0 + 2 * HOUR
     assert story.record.order.tasks["T2"].progressed_at == T0 + HOUR
+
+
+def test_what_one_input_raises_comes_children_first_whatever_the_hashing() -> None:
+    past = (T0 - HOUR).isoformat()
+    data = order("task", T0 - HOUR)
+    data["due_at"] = past
+    data["line_items"][0]["due_at"] = past
+    data["line_items"][0]["work_orders"][0]["due_at"] = past
+    story = Story(OVERDUE_ONLY).create(data)
+    assert [level for _, level, _, _ in story.said()] == [
+        "task",
+        "work_order",
+        "line_item",
+        "order",
+    ]
