@@ -230,7 +230,8 @@ def order_in_fallout(e: OrderEvents, service_prefix: str = "SVC") -> list[Json]:
 
 def order_overdue(e: OrderEvents) -> list[Json]:
     """An order whose task T-1 falls due a minute after it is created (LI-1 and the order only
-    later), then submitted: the submission finds T-1 overdue. Later events continue from `e`."""
+    later), then submitted and approved: T-1 is overdue from its due time, judged by its timer
+    when the approval's time passes it. Later events continue from `e`."""
     return [
         e.make(
             "order.created",
@@ -255,5 +256,6 @@ def order_overdue(e: OrderEvents) -> list[Json]:
                 }
             ],
         ),
-        e.command("order.submitted"),  # at T0 + 2 min: T-1 is overdue from now on
+        e.command("order.submitted"),  # at T0 + 2 min: T-1 falls due
+        e.command("order.approved"),  # at T0 + 3 min: its jeopardy timer fired before this
     ]
