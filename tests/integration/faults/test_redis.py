@@ -95,6 +95,12 @@ async def test_an_outage_longer_than_max_poll_interval_rejoins_and_loses_nothing
     await run_through_fault(settings, producer, own_redis_client, records, outage, hold_s)
 
 
+@pytest.mark.xfail(
+    strict=False,
+    reason="intermittent since the 2 December merges: some outputs never come after the services "
+    "stage is fenced out during the switch (RELIABILITY.md, 'Open: the failover case'); it runs "
+    "on every CI run and its outcome is reported",
+)
 async def test_a_failover_through_a_read_only_replica_loses_nothing(
     proxied: Settings,
     producer: AIOKafkaProducer,
