@@ -14,13 +14,15 @@ import ssl
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 import structlog
 from aiokafka.admin import AIOKafkaAdminClient
 from starlette.routing import BaseRoute
 
-from worker.engine.errors import Fatal
+from worker.config import mask_url
+from worker.engine.errors import Fatal, starting
 from worker.engine.observer import EngineObserver
 from worker.engine.runner import ConsumerOptions, StageRunner
 from worker.logs import ProgressReporter, log_shutdown, log_startup
@@ -130,16 +132,26 @@ class Worker:
             )
         log_startup(settings, self.server.url if self.server else None)
         security = _security(settings)
-        admin = AIOKafkaAdminClient(
-            bootstrap_servers=settings.bootstrap_servers, client_id=CLIENT_ID, **security
-        )
-        await admin.start()
-        try:
-            partitions = await ensure_topics(settings, admin)
-        finally:
-            await admin.close()
+
+        async def check_topics() -> Partitions:
+            admin = AIOKafkaAdminClient(
+                bootstrap_servers=settings.bootstrap_servers, client_id=CLIENT_ID, **security
+            )
+            await admin.start()
+            try:
+                return await ensure_topics(settings, admin)
+            finally:
+                await admin.close()
+
+        deadline_s = settings.startup_deadline_s
+        broker = f"the broker at {settings.bootstrap_servers}"
+        partitions = await starting(check_topics, broker, deadline_s)
         counts = StageCounts(partitions.orders, partitions.services, partitions.activity)
-        before = await record_topology(self.redis, settings.group_id, counts)
+        before = await starting(
+            partial(record_topology, self.redis, settings.group_id, counts),
+            f"Redis at {mask_url(settings.redis_url)}",
+            deadline_s,
+        )
         if before is not None:
             raise Fatal(
                 f"the topics' partition counts changed from {before} to {counts}: the state in "

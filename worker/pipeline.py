@@ -148,6 +148,7 @@ class Pipeline(Generic[V, R]):
         self.groups: dict[int, GroupState[Decoded[V]]] = {}
         self._ranks = ranks(stage)
         self._announced_at = 0.0
+        self._repeated_at = 0.0  # when every group's frontier was last announced
 
     async def retrying(self, step: Callable[[], Awaitable[T]], what: str) -> T:
         return await retrying(step, what, self.owner, self._on_retry)
@@ -440,27 +441,34 @@ class Pipeline(Generic[V, R]):
         self, published: bool, groups: Mapping[int, GroupState[Decoded[V]]]
     ) -> None:
         """Tell the next stage how far each group has got, after the outputs it covers: at once
-        after a batch that published, at most every `announce_interval_s` while idle."""
+        after a batch that published, at most every `announce_interval_s` while idle; and every
+        group's frontier again once per idle timeout, moved or not. A downstream group taken up
+        again (a restart, a rebalance, a fence) resumes past the watermarks read before, and
+        without hearing again from an upstream group that went quiet it would wait for it for
+        good."""
         downstream = self.stage.downstream_topic
         if downstream is None:
             return
-        if (
-            not published
-            and time.monotonic() - self._announced_at < self._limits.announce_interval_s
-        ):
+        now = time.monotonic()
+        if not published and now - self._announced_at < self._limits.announce_interval_s:
             return
+        heartbeat = now - self._repeated_at >= self._limits.idle_timeout_ms / 1000
         moved = {
-            partition: Frontier(group.frontier, group.idle)
+            partition: Frontier(max(group.frontier, group.announced), group.idle)
             for partition, group in groups.items()
-            if group.frontier > group.announced or group.idle != group.announced_idle
+            if group.frontier > group.announced
+            or group.idle != group.announced_idle
+            or (heartbeat and (group.announced != NEVER or group.idle))
         }
+        if heartbeat:
+            self._repeated_at = now
         if not moved:
             return
         records = watermark_records(
             downstream, self.topology.downstream_partitions, moved, self.topology.groups
         )
         await self.retrying(lambda: self.publish(records), "announce")
-        self._announced_at = time.monotonic()
+        self._announced_at = now
         for partition, frontier in moved.items():
             group = groups[partition]
             group.announced, group.announced_idle = frontier.below, frontier.idle

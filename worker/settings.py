@@ -178,7 +178,9 @@ class Settings(BaseSettings):
         default=1000,
         gt=0,
         description="After how long without input a stage's partition counts as idle: the next "
-        "stage stops waiting for it (what it sends later is applied as it comes).",
+        "stage stops waiting for it (what it sends later is applied as it comes). Also how often "
+        "each stage repeats its watermarks to the next, moved or not: a stage taken up again (a "
+        "restart, a rebalance) waits at most this long to hear from an idle upstream.",
     )
     clock_skew_s: float = Field(
         default=300.0,

@@ -229,6 +229,7 @@ def worker_env(settings: Settings, **overrides: str) -> dict[str, str]:
         "ORDER_STATUS_SESSION_TIMEOUT_MS": str(settings.session_timeout_ms),
         "ORDER_STATUS_HEARTBEAT_INTERVAL_MS": str(settings.heartbeat_interval_ms),
         "ORDER_STATUS_MAX_TASK_IDLE_MS": str(settings.max_task_idle_ms),
+        "ORDER_STATUS_STARTUP_DEADLINE_S": str(settings.startup_deadline_s),
         "ORDER_STATUS_LOG_FORMAT": "json",
         "ORDER_STATUS_LOG_LEVEL": "WARNING",
         "ORDER_STATUS_HTTP_PORT": "0",  # several workers on one machine: each its own port

@@ -95,14 +95,10 @@ def is_membership_lost(error: BaseException) -> bool:
     return isinstance(error, (MembershipLost, *_MEMBERSHIP))
 
 
-async def retrying(
-    step: Callable[[], Awaitable[T]],
-    what: str,
-    owner: Callable[[], bool],
-    on_retry: Callable[[str], None] | None = None,
-) -> T:
-    """Run `step`, retrying transient faults for as long as `owner()` (the stage still owns the
-    batch's partitions); anything else is raised at once."""
+def _transient_retried(
+    what: str, on_retry: Callable[[str], None] | None
+) -> Callable[[Exception], bool]:
+    """stamina's `on`: retry transient faults, each logged with its step and counted."""
 
     def retry(error: Exception) -> bool:
         if not is_transient(error):
@@ -112,8 +108,19 @@ async def retrying(
             on_retry(what)
         return True
 
+    return retry
+
+
+async def retrying(
+    step: Callable[[], Awaitable[T]],
+    what: str,
+    owner: Callable[[], bool],
+    on_retry: Callable[[str], None] | None = None,
+) -> T:
+    """Run `step`, retrying transient faults for as long as `owner()` (the stage still owns the
+    batch's partitions); anything else is raised at once."""
     async for attempt in stamina.retry_context(
-        on=retry,
+        on=_transient_retried(what, on_retry),
         attempts=None,
         timeout=None,
         wait_initial=RETRY_WAIT_INITIAL_S,
@@ -125,3 +132,24 @@ async def retrying(
                 raise MembershipLost(f"{what}: the partitions were revoked")
             return await step()
     raise AssertionError("unreachable: retry_context without limits only ends by returning")
+
+
+async def starting(step: Callable[[], Awaitable[T]], what: str, deadline_s: float) -> T:
+    """Run a start-up step, retrying transient faults (the broker or Redis not up yet, as when
+    they start beside the worker) for `deadline_s`; then stop, naming `what`."""
+    try:
+        async for attempt in stamina.retry_context(
+            on=_transient_retried(f"start: {what}", None),
+            attempts=None,
+            timeout=deadline_s,
+            wait_initial=RETRY_WAIT_INITIAL_S,
+            wait_max=RETRY_WAIT_MAX_S,
+            wait_jitter=RETRY_JITTER_S,
+        ):
+            with attempt:
+                return await step()
+    except Exception as error:
+        if not is_transient(error):
+            raise
+        raise Fatal(f"{what} still unreachable after {deadline_s:g} s: {error!r}") from error
+    raise AssertionError("unreachable: retry_context only ends by returning or raising")

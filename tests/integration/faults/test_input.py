@@ -170,12 +170,6 @@ def _in_time_order(records: list[Raw]) -> list[Raw]:
     return timed
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="intermittent: one output of 871 never came in one full clean-clone run (passed 3 of 3 "
-    "alone); the same kind of loss as the failover case (RELIABILITY.md, 'Open'); it runs on "
-    "every CI run and its outcome is reported",
-)
 async def test_an_event_whose_order_or_parent_never_comes_is_dead_lettered_as_simulate_does(
     settings: Settings, producer: AIOKafkaProducer, redis: Redis
 ) -> None:
