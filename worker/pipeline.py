@@ -289,12 +289,16 @@ class Pipeline(Generic[V, R]):
                 outbox[partition] = [*earlier, *outbox[partition]]
 
     async def write_offsets(self) -> None:
-        """Write the meta of groups that consumed records since their last write (watermarks)."""
+        """Write the meta of every group with offsets to commit to Kafka: those that consumed
+        records since their last write (watermarks) to record them, the others to prove, through
+        the version fence, that Redis still holds the state those offsets stand for (a Redis that
+        lost it must never have its offsets committed, even by a stage that wrote nothing since)."""
         groups = dict(self.groups)
         writes: dict[int, GroupWrite[R]] = {
             partition: GroupWrite(group.meta_for_write(group.meta.sequence))
             for partition, group in groups.items()
-            if {p.topic: o for p, o in group.applied_offsets().items()} != group.meta.offsets
+            if group.meta.offsets
+            or {p.topic: o for p, o in group.applied_offsets().items()} != group.meta.offsets
         }
         if writes:
             await self.write(writes, {partition: [] for partition in writes}, groups)

@@ -263,8 +263,8 @@ class StageRunner:
 
     async def _commit(self, force: bool = False) -> None:
         """On an interval, commit to Kafka what the state in Redis holds (for lag monitoring and
-        to detect a Redis that lost it). Groups that consumed records without writing (watermarks
-        only) write their meta first, so Kafka never says more than Redis holds."""
+        to detect a Redis that lost it). Every group writes its meta first, through the version
+        fence, so Kafka never says more than Redis holds."""
         if not force and time.monotonic() - self._last_commit < self._options.commit_interval_s:
             return
         await self.pipeline.write_offsets()

@@ -32,7 +32,7 @@ async def test_a_worker_killed_at_each_step_of_the_batch_loses_nothing_and_doubl
     records = generated(settings, seed=31, orders=16)
     chunk = len(records) // (len(STEPS) + 1) + 1
     chunks = [records[start : start + chunk] for start in range(0, len(records), chunk)]
-    env = worker_env(settings, ORDER_STATUS_BATCH_MAX_RECORDS="50")
+    env = worker_env(settings, ORDER_STATUS_BATCH_MAX_RECORDS="50", ORDER_STATUS_LOG_LEVEL="INFO")
     log = str(tmp_path / "worker.log")
     sent: list[Sent] = []
     async with reading_outputs(settings) as outputs:
@@ -45,8 +45,12 @@ async def test_a_worker_killed_at_each_step_of_the_batch_loses_nothing_and_doubl
             )
             dying.start()
             assert dying.process is not None
-            exit_code = await asyncio.wait_for(asyncio.to_thread(dying.process.wait), 60)
-            assert exit_code == -9, f"{step}: exited {exit_code}, not killed (see {log})"
+            try:
+                exit_code = await asyncio.wait_for(asyncio.to_thread(dying.process.wait), 60)
+            except TimeoutError:
+                dying.kill()  # no orphan left behind (its waiting thread would hold the session)
+                pytest.fail(f"{step}: alive after 60 s, its step never reached\n{dying.log_tail()}")
+            assert exit_code == -9, f"{step}: exited {exit_code}, not killed\n{dying.log_tail()}"
         sent += await send(producer, chunks[-1])
         finishing = WorkerProcess(env, log)
         finishing.start()
