@@ -13,6 +13,7 @@ import json
 import statistics
 import subprocess
 import time
+import urllib.request
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence, Set
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,12 +21,14 @@ from pathlib import Path
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
+from prometheus_client.parser import text_string_to_metric_families
 from redis.asyncio import Redis
 
 from bench.baseline import Rate
 from bench.generator import Event
 from tests.integration.harness import WorkerProcess, worker_env
 from worker.dev import create_topics
+from worker.embedded import free_port
 from worker.engine.control import CONTROL, WATERMARK
 from worker.rules import Profile
 from worker.settings import Settings
@@ -79,6 +82,29 @@ async def producing(settings: Settings) -> AsyncIterator[AIOKafkaProducer]:
         yield producer
     finally:
         await producer.stop()
+
+
+CPU = "process_cpu_seconds_total"
+
+
+class MeteredWorker(WorkerProcess):
+    """`order-status run` serving its metrics on a port of its own, read before it stops."""
+
+    def __init__(self, env: dict[str, str], log_path: str) -> None:
+        self.port = free_port()
+        super().__init__({**env, "ORDER_STATUS_HTTP_PORT": str(self.port)}, log_path)
+
+    def counters(self, *names: str) -> dict[str, float]:
+        """Each counter's sum over its labels."""
+        url = f"http://127.0.0.1:{self.port}/metrics"
+        with urllib.request.urlopen(url, timeout=5) as response:
+            text = response.read().decode()
+        sums = dict.fromkeys(names, 0.0)
+        for family in text_string_to_metric_families(text):
+            for sample in family.samples:
+                if sample.name in sums:
+                    sums[sample.name] += sample.value
+        return sums
 
 
 @dataclass(frozen=True)
@@ -361,6 +387,8 @@ class Latency:
     p95_ms: float
     p99_ms: float
     max_ms: float
+    cpu_us_per_event: float | None = None
+    """The worker process's CPU over the phase (all its stages) per input event."""
 
 
 async def paced(

@@ -101,6 +101,15 @@ def table(results: dict[str, Any]) -> str:
         )
         for lat in results["latency"]
     ]
+    paced_cpu = [lat.get("cpu_us_per_event") for lat in results["latency"]]
+    if "cpu_us_per_event" in one and None not in paced_cpu:
+        rows.append(
+            (
+                "worker CPU per event (1 process): full speed; paced at "
+                + ", ".join(f"{lat['load']:.0%}" for lat in results["latency"]),
+                "; ".join(f"{cpu:,.0f} µs" for cpu in [one["cpu_us_per_event"], *paced_cpu]),
+            )
+        )
     rows += [
         (
             "worker peak RSS (1 process; each of 2)",

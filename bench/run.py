@@ -28,7 +28,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -42,9 +42,11 @@ from bench import report
 from bench.baseline import Rate, consume_parse_produce
 from bench.generator import START, Event, StreamSpec, generate
 from bench.measure import (
+    CPU,
     Deployment,
     FullSpeed,
     Latency,
+    MeteredWorker,
     Reference,
     deploy,
     encode,
@@ -141,6 +143,8 @@ async def measure(run: Run) -> dict[str, Any]:
     baselines: list[Rate] = []
     singles: list[FullSpeed] = []
     doubles: list[FullSpeed] = []
+    full_cpu_us: list[float] = []  # the single process's CPU per event at full speed, per round
+    latencies: list[Latency] = []
     try:
         relay = await run.relay_backlog(stream)
         for number in range(options.rounds):
@@ -149,16 +153,24 @@ async def measure(run: Run) -> dict[str, Any]:
             baselines.append(await consume_parse_produce(relay, len(stream), f"relay{number}"))
 
             run.progress("worker, 1 process" + (", then paced" if last else ""))
-            async with deploy(run.settings(f"one{number}"), 1, stream, run.log_dir) as one:
+            one_settings = run.settings(f"one{number}")
+            async with deploy(one_settings, 1, stream, run.log_dir, MeteredWorker) as one:
+                (metered,) = one.workers
+                assert isinstance(metered, MeteredWorker)
+                cpu_s = metered.counters(CPU)[CPU]
                 singles.append(await full_speed(one, stream, reference.output_ids))
+                full_cpu_us.append((metered.counters(CPU)[CPU] - cpu_s) / len(stream) * 1e6)
                 if number == 0:
                     keys, held = await redis_footprint(redis, run.prefix("tp"))
                 if last:
                     maximum = statistics.median(single.rate.per_second for single in singles)
-                    latencies = [
-                        await paced_latency(run, one, reference, load, load * maximum)
-                        for load in LOADS
-                    ]
+                    for load in LOADS:
+                        cpu_s = metered.counters(CPU)[CPU]
+                        latency = await paced_latency(run, one, reference, load, load * maximum)
+                        used_us = (metered.counters(CPU)[CPU] - cpu_s) * 1e6
+                        latencies.append(
+                            replace(latency, cpu_us_per_event=used_us / latency.events)
+                        )
                     rss_one = one.peak_rss_mib()[0]
             # Every full-speed run replays the same ids: start them afresh.
             await forget(redis, run.prefix("tp"))
@@ -187,7 +199,7 @@ async def measure(run: Run) -> dict[str, Any]:
             "per_second": baseline,
             "rounds_per_second": [rate.per_second for rate in baselines],
         },
-        "worker": single,
+        "worker": {**single, "cpu_us_per_event": statistics.median(full_cpu_us)},
         "worker_two_processes": double,
         "ratios": {
             "worker_over_baseline": single["per_second"] / baseline,

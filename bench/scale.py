@@ -21,16 +21,16 @@ import shutil
 import statistics
 import tempfile
 import time
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from prometheus_client.parser import text_string_to_metric_families
 from redis.asyncio import Redis
 
 from bench import report
 from bench.measure import (
+    CPU,
+    MeteredWorker,
     Reference,
     deploy,
     encode,
@@ -41,8 +41,7 @@ from bench.measure import (
 )
 from bench.run import Options, Run
 from bench.scale_cluster import local_cluster
-from tests.integration.harness import WorkerProcess
-from worker.embedded import free_port, local_broker, local_redis
+from worker.embedded import local_broker, local_redis
 
 PARTITIONS = 6  # divisible by 1, 2 and 3: every process count gets an even share
 PROCESSES = (1, 2, 3)
@@ -55,29 +54,8 @@ QUIET_S = 15.0
 SESSION_TIMEOUT_MS = 10_000
 
 
-class MeteredWorker(WorkerProcess):
-    """`order-status run` serving its metrics on a port of its own, read before it stops."""
-
-    def __init__(self, env: dict[str, str], log_path: str) -> None:
-        self.port = free_port()
-        super().__init__({**env, "ORDER_STATUS_HTTP_PORT": str(self.port)}, log_path)
-
-    def counters(self, *names: str) -> dict[str, float]:
-        """Each counter's sum over its labels."""
-        url = f"http://127.0.0.1:{self.port}/metrics"
-        with urllib.request.urlopen(url, timeout=5) as response:
-            text = response.read().decode()
-        sums = dict.fromkeys(names, 0.0)
-        for family in text_string_to_metric_families(text):
-            for sample in family.samples:
-                if sample.name in sums:
-                    sums[sample.name] += sample.value
-        return sums
-
-
 CONFLICTS = "order_status_cas_conflicts_total"
 APPLIED = "order_status_events_applied_total"
-CPU = "process_cpu_seconds_total"
 
 
 @dataclass(frozen=True)

@@ -43,6 +43,9 @@ def test_the_quick_benchmark_writes_positive_figures(tmp_path: Path) -> None:
     assert 0 < floor["ratio_bound"] < 1
     assert [latency["load"] for latency in results["latency"]] == [0.25, 0.5]
     assert all(0 <= lat["p50_ms"] <= lat["max_ms"] for lat in results["latency"])
+    assert results["worker"]["cpu_us_per_event"] > 0
+    assert all(lat["cpu_us_per_event"] > 0 for lat in results["latency"])
+    assert "| worker CPU per event (1 process): full speed; paced at 25%, 50%" in finished.stdout
     assert results["memory"]["worker_peak_rss_mib"] > 0
     assert results["memory"]["redis_bytes_per_order"] > 0
     assert "| worker / transport ceiling" in finished.stdout.replace("**", "")
