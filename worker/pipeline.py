@@ -12,9 +12,9 @@
 6. Write each group's batch atomically: records, timers, outbox (outputs and dead letters), and
    the meta (offsets and sequences applied, output sequence, frontier), fenced by the group's
    version; all groups in one round trip.
-7. Publish what the outboxes hold, as one record batch per partition; wait for the broker's acks.
-8. Drop the acknowledged entries from the outboxes, and announce the frontiers to the next stage
-   (after the outputs they cover).
+7. Publish what the outboxes hold, as one record batch per partition, and the groups' frontiers to
+   the next stage (watermarks, after the outputs they cover); wait for the broker's acks.
+8. Drop the acknowledged entries from the outboxes.
 
 A crash anywhere replays from the state in Redis: the next owner resumes at the offsets the meta
 holds and publishes whatever the outbox still holds, with the same ids.
@@ -120,6 +120,16 @@ class Limits:
     idle_ms: int
     idle_timeout_ms: int
     announce_interval_s: float
+
+
+@dataclass(frozen=True, slots=True)
+class Announcement:
+    """The watermarks a batch sends the next stage (`records`), and what they say (`moved`)."""
+
+    at: float  # time.monotonic()
+    heartbeat: bool  # every group's frontier, moved or not
+    moved: Mapping[int, Frontier]
+    records: list[Outgoing]
 
 
 class Pipeline(Generic[V, R]):
@@ -253,10 +263,15 @@ class Pipeline(Generic[V, R]):
             # 6. Write each group's batch atomically.
             await self.write(writes, outbox, groups)
 
-            # 7. Publish and wait for the acks; 8. acknowledge.
-            await self.publish_outboxes(outbox, report)
+        # 7. Publish, the watermarks after the outputs they cover (one request: per partition,
+        # in order), and wait for the acks; 8. acknowledge.
+        announcement = self._announcement(bool(writing), groups)
+        if writing:
+            await self.publish_outboxes(outbox, report, announcement.records)
             report.acknowledged_at = time.time()
-        await self._announce(bool(writing), groups)
+        elif announcement.records:
+            await self.retrying(lambda: self.publish(announcement.records), "announce")
+        self._announced(announcement, groups)
         report.seconds = time.perf_counter() - started
         return report
 
@@ -304,11 +319,16 @@ class Pipeline(Generic[V, R]):
             await self.write(writes, {partition: [] for partition in writes}, groups)
 
     async def publish_outboxes(
-        self, outbox: Mapping[int, list[OutboxEntry]], report: BatchReport | None = None
+        self,
+        outbox: Mapping[int, list[OutboxEntry]],
+        report: BatchReport | None = None,
+        watermarks: Sequence[Outgoing] = (),
     ) -> None:
-        """Publish the entries and wait for the broker's acks, then drop them from the outboxes."""
+        """Publish the entries (then `watermarks`) and wait for the broker's acks, then drop the
+        entries from the outboxes."""
         entries = [entry for group_entries in outbox.values() for entry in group_entries]
-        await self.retrying(lambda: self.publish([entry.record for entry in entries]), "publish")
+        records = [*(entry.record for entry in entries), *watermarks]
+        await self.retrying(lambda: self.publish(records), "publish")
         if report is not None:
             report.published.update((entry.record.topic, entry.kind) for entry in entries)
         acknowledged = {p: [entry.id for entry in group] for p, group in outbox.items()}
@@ -441,21 +461,20 @@ class Pipeline(Generic[V, R]):
 
     # --- announcing -------------------------------------------------------------------------
 
-    async def _announce(
+    def _announcement(
         self, published: bool, groups: Mapping[int, GroupState[Decoded[V]]]
-    ) -> None:
-        """Tell the next stage how far each group has got, after the outputs it covers: at once
-        after a batch that published, at most every `announce_interval_s` while idle; and every
-        group's frontier again once per idle timeout, moved or not. A downstream group taken up
-        again (a restart, a rebalance, a fence) resumes past the watermarks read before, and
-        without hearing again from an upstream group that went quiet it would wait for it for
-        good."""
+    ) -> Announcement:
+        """What to tell the next stage of how far each group has got: at once with a batch that
+        publishes, at most every `announce_interval_s` otherwise; and every group's frontier
+        again once per idle timeout, moved or not. A downstream group taken up again (a restart,
+        a rebalance, a fence) resumes past the watermarks read before, and without hearing again
+        from an upstream group that went quiet it would wait for it for good."""
         downstream = self.stage.downstream_topic
-        if downstream is None:
-            return
         now = time.monotonic()
-        if not published and now - self._announced_at < self._limits.announce_interval_s:
-            return
+        if downstream is None or (
+            not published and now - self._announced_at < self._limits.announce_interval_s
+        ):
+            return Announcement(now, False, {}, [])
         heartbeat = now - self._repeated_at >= self._limits.idle_timeout_ms / 1000
         moved = {
             partition: Frontier(max(group.frontier, group.announced), group.idle)
@@ -464,16 +483,24 @@ class Pipeline(Generic[V, R]):
             or group.idle != group.announced_idle
             or (heartbeat and (group.announced != NEVER or group.idle))
         }
-        if heartbeat:
-            self._repeated_at = now
-        if not moved:
-            return
-        records = watermark_records(
-            downstream, self.topology.downstream_partitions, moved, self.topology.groups
+        records = (
+            watermark_records(
+                downstream, self.topology.downstream_partitions, moved, self.topology.groups
+            )
+            if moved
+            else []
         )
-        await self.retrying(lambda: self.publish(records), "announce")
-        self._announced_at = now
-        for partition, frontier in moved.items():
+        return Announcement(now, heartbeat, moved, records)
+
+    def _announced(
+        self, announcement: Announcement, groups: Mapping[int, GroupState[Decoded[V]]]
+    ) -> None:
+        if announcement.heartbeat:
+            self._repeated_at = announcement.at
+        if not announcement.records:
+            return
+        self._announced_at = announcement.at
+        for partition, frontier in announcement.moved.items():
             group = groups[partition]
             group.announced, group.announced_idle = frontier.below, frontier.idle
 
