@@ -6,6 +6,7 @@ Run as `python -m tests.integration.faults.dying_worker run` with the worker's e
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import os
 import signal
@@ -53,7 +54,27 @@ def die_at(step: str, calls: int) -> None:
     setattr(owner, name, dying)
 
 
+def _print_tasks() -> None:
+    for task in asyncio.all_tasks():
+        print(f"--- task {task.get_name()}", flush=True)
+        task.print_stack(file=sys.stdout, limit=20)
+    sys.stdout.flush()
+
+
+def tasks_on_sigusr1() -> None:
+    """SIGUSR1 prints every asyncio task's stack: what a worker that never reached its step
+    waits for (the test sends it before giving up)."""
+    real_run = cli._run
+
+    async def run(settings: Any) -> int:
+        asyncio.get_running_loop().add_signal_handler(signal.SIGUSR1, _print_tasks)
+        return await real_run(settings)
+
+    cli._run = run
+
+
 if __name__ == "__main__":
     where, _, count = os.environ["FAULTS_DIE_AT"].rpartition(":")
     die_at(where, int(count))
+    tasks_on_sigusr1()
     sys.exit(cli.main())

@@ -8,6 +8,7 @@ payloads."""
 from __future__ import annotations
 
 import asyncio
+import signal
 from pathlib import Path
 
 import pytest
@@ -48,8 +49,11 @@ async def test_a_worker_killed_at_each_step_of_the_batch_loses_nothing_and_doubl
             try:
                 exit_code = await asyncio.wait_for(asyncio.to_thread(dying.process.wait), 60)
             except TimeoutError:
+                dying.process.send_signal(signal.SIGUSR1)  # it prints what its tasks wait for
+                await asyncio.sleep(2)
                 dying.kill()  # no orphan left behind (its waiting thread would hold the session)
-                pytest.fail(f"{step}: alive after 60 s, its step never reached\n{dying.log_tail()}")
+                tail = dying.log_tail(300)
+                pytest.fail(f"{step}: alive after 60 s, its step never reached\n{tail}")
             assert exit_code == -9, f"{step}: exited {exit_code}, not killed\n{dying.log_tail()}"
         sent += await send(producer, chunks[-1])
         finishing = WorkerProcess(env, log)
