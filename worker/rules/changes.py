@@ -80,19 +80,27 @@ def _fallouts(task: Task) -> dict[str, FalloutSeen]:
     return {key: (fallout.open, fallout.assigned_group) for key, fallout in task.fallouts.items()}
 
 
+# Tuples, not unions: `A | B` builds a new union at each call, and this runs on every event.
+_NAMING_A_WORK_ORDER: Final = (
+    ev.WorkOrderCreatedData,
+    ev.WorkOrderUpdatedData,
+    ev.TaskCreatedData,
+)
+_NAMING_A_TASK: Final = (
+    ev.TaskUpdatedData,
+    ev.FalloutRaisedData,
+    ev.FalloutResolvedData,
+    ev.FalloutReassignedData,
+)
+
+
 def _work_order_in_question(order: Order, event: ev.OrderEvent) -> str | None:
     """The work order an event about one work order or one of its tasks is about (maybe one it
     creates); None for any other event, and for one about a task not known yet (it is parked)."""
     data = event.data
-    if isinstance(data, ev.WorkOrderCreatedData | ev.WorkOrderUpdatedData | ev.TaskCreatedData):
+    if isinstance(data, _NAMING_A_WORK_ORDER):
         return data.work_order_id
-    if isinstance(
-        data,
-        ev.TaskUpdatedData
-        | ev.FalloutRaisedData
-        | ev.FalloutResolvedData
-        | ev.FalloutReassignedData,
-    ):
+    if isinstance(data, _NAMING_A_TASK):
         task = order.tasks.get(data.task_id)
         return task.work_order_id if task is not None else None
     return None
