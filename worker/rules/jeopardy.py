@@ -174,13 +174,18 @@ def rejudge(
     entities = {*touched, *((episode.entity, episode.id) for episode in order.jeopardy.values())}
     # Children before parents, then by id: the events' order never depends on a set's.
     ordered = sorted(entities, key=lambda entity: (_RANK[entity[0]], entity[1]))
-    # Most orders have no fallout at all: one look at each task instead of one per entity (in C:
-    # a comprehension over every task of the order cost as much as judging the entities).
-    with_fallouts = list(filter(_HAS_FALLOUTS, order.tasks.values()))
+    # Few tasks have an open fallout: one look at each task instead of one per entity (in C: a
+    # comprehension over every task of the order cost as much as judging the entities), and the
+    # earliest open fallout of each task that has any found once, not once per entity above it.
+    open_fallouts = [
+        (task, raised)
+        for task in filter(_HAS_FALLOUTS, order.tasks.values())
+        if (raised := _earliest_open_fallout(task)) is not None
+    ]
     current = {
         c.key: c
         for level, entity_id in ordered
-        for c in _entity_conditions(order, limits, level, entity_id, with_fallouts)
+        for c in _entity_conditions(order, limits, level, entity_id, open_fallouts)
     }
     emitted = _settle(order, current, moment, caused_by)
     for level, entity_id in ordered:
@@ -221,18 +226,17 @@ def _entity_conditions(
     limits: JeopardyLimits,
     level: JeopardyLevel,
     entity_id: str,
-    with_fallouts: list[Task],
+    open_fallouts: list[tuple[Task, datetime]],
 ) -> list[Condition]:
-    """The conditions of one entity; `with_fallouts`: the order's tasks that have any fallout."""
+    """The conditions of one entity; `open_fallouts`: the order's tasks that have an open fallout,
+    each with the moment its earliest one was raised."""
     found = entity_of(order, level, entity_id)
     assert found is not None  # an input that removes entities has the whole order judged
     entity, state, final = found
     opened = None
-    if with_fallouts and limits.fallout_open[level] is not None:
-        for task in with_fallouts:
-            if _is_under(order, task, level, entity_id) and (
-                (raised := _earliest_open_fallout(task)) is not None
-            ):
+    if open_fallouts and limits.fallout_open[level] is not None:
+        for task, raised in open_fallouts:
+            if _is_under(order, task, level, entity_id):
                 opened = raised if opened is None else min(opened, raised)
     return _judged(limits, level, entity_id, entity, state, final, opened)
 
