@@ -20,10 +20,10 @@ judges the entities it touched (and those in jeopardy); the timer judges the who
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Final
+from operator import attrgetter
+from typing import Final, NamedTuple
 
 from schemas import inbound as ev
 from schemas import outbound as out
@@ -46,9 +46,9 @@ Entity = tuple[JeopardyLevel, str]
 _RANK: Final[dict[JeopardyLevel, int]] = {"task": 0, "work_order": 1, "line_item": 2, "order": 3}
 
 
-@dataclass(frozen=True, slots=True)
-class Condition:
-    """An entity is in jeopardy for a reason from `since` on (maybe still ahead)."""
+class Condition(NamedTuple):
+    """An entity is in jeopardy for a reason from `since` on (maybe still ahead). A named tuple:
+    made for every entity an input touches, and a frozen dataclass takes twice as long to make."""
 
     level: JeopardyLevel
     entity_id: str
@@ -111,17 +111,20 @@ def _judged(
     state: StrEnum,
     final: bool,
     fallout_since: datetime | None,
-) -> Iterator[Condition]:
+) -> list[Condition]:
+    # A list, not a generator: judged for every entity an input touches, so on the hot path.
+    judged: list[Condition] = []
     if final:
-        return
+        return judged
     if entity.due_at is not None:
-        yield Condition(level, entity_id, "overdue", entity.due_at)
+        judged.append(Condition(level, entity_id, "overdue", entity.due_at))
     stall = limits.stalled[level]
     if stall is not None and entity.progressed_at is not None and state != _DRAFT:
-        yield Condition(level, entity_id, "stalled", entity.progressed_at + stall)
+        judged.append(Condition(level, entity_id, "stalled", entity.progressed_at + stall))
     hold = limits.fallout_open[level]
     if hold is not None and fallout_since is not None:
-        yield Condition(level, entity_id, "fallout_open", fallout_since + hold)
+        judged.append(Condition(level, entity_id, "fallout_open", fallout_since + hold))
+    return judged
 
 
 def judge(
@@ -135,7 +138,7 @@ def judge(
     current = {} if limits is None else {c.key: c for c in conditions(order, limits)}
     emitted = _settle(order, current, moment, caused_by)
     order.jeopardy_ahead = {}
-    _note_ahead(order, current.values())
+    _note_ahead(order, current)
     return emitted
 
 
@@ -144,11 +147,11 @@ def next_moment(order: Order) -> datetime | None:
     return order.jeopardy_due
 
 
-def _note_ahead(order: Order, current: Iterable[Condition]) -> None:
-    """Keep, for each entity of `current`, when its earliest condition not open yet begins; and
-    the earliest of every entity's."""
-    for condition in current:
-        if condition.key in order.jeopardy:
+def _note_ahead(order: Order, current: dict[str, Condition]) -> None:
+    """Keep, for each entity of `current` (conditions by key), when its earliest condition not
+    open yet begins; and the earliest of every entity's."""
+    for key, condition in current.items():
+        if key in order.jeopardy:
             continue
         entity = f"{condition.level}:{condition.entity_id}"
         ahead = order.jeopardy_ahead.get(entity)
@@ -171,18 +174,27 @@ def rejudge(
     entities = {*touched, *((episode.entity, episode.id) for episode in order.jeopardy.values())}
     # Children before parents, then by id: the events' order never depends on a set's.
     ordered = sorted(entities, key=lambda entity: (_RANK[entity[0]], entity[1]))
-    # Most orders have no fallout at all: one look at each task instead of one per entity.
-    with_fallouts = [task for task in order.tasks.values() if task.fallouts]
+    # Few tasks have an open fallout: one look at each task instead of one per entity (in C: a
+    # comprehension over every task of the order cost as much as judging the entities), and the
+    # earliest open fallout of each task that has any found once, not once per entity above it.
+    open_fallouts = [
+        (task, raised)
+        for task in filter(_HAS_FALLOUTS, order.tasks.values())
+        if (raised := _earliest_open_fallout(task)) is not None
+    ]
     current = {
         c.key: c
         for level, entity_id in ordered
-        for c in _entity_conditions(order, limits, level, entity_id, with_fallouts)
+        for c in _entity_conditions(order, limits, level, entity_id, open_fallouts)
     }
     emitted = _settle(order, current, moment, caused_by)
     for level, entity_id in ordered:
         order.jeopardy_ahead.pop(f"{level}:{entity_id}", None)
-    _note_ahead(order, current.values())
+    _note_ahead(order, current)
     return emitted
+
+
+_HAS_FALLOUTS: Final = attrgetter("fallouts")
 
 
 def _settle(
@@ -214,20 +226,19 @@ def _entity_conditions(
     limits: JeopardyLimits,
     level: JeopardyLevel,
     entity_id: str,
-    with_fallouts: list[Task],
+    open_fallouts: list[tuple[Task, datetime]],
 ) -> list[Condition]:
-    """The conditions of one entity; `with_fallouts`: the order's tasks that have any fallout."""
+    """The conditions of one entity; `open_fallouts`: the order's tasks that have an open fallout,
+    each with the moment its earliest one was raised."""
     found = entity_of(order, level, entity_id)
     assert found is not None  # an input that removes entities has the whole order judged
     entity, state, final = found
     opened = None
-    if with_fallouts and limits.fallout_open[level] is not None:
-        for task in with_fallouts:
-            if _is_under(order, task, level, entity_id) and (
-                (raised := _earliest_open_fallout(task)) is not None
-            ):
+    if open_fallouts and limits.fallout_open[level] is not None:
+        for task, raised in open_fallouts:
+            if _is_under(order, task, level, entity_id):
                 opened = raised if opened is None else min(opened, raised)
-    return list(_judged(limits, level, entity_id, entity, state, final, opened))
+    return _judged(limits, level, entity_id, entity, state, final, opened)
 
 
 def _event(

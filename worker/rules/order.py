@@ -76,7 +76,12 @@ def next_due(record: OrderRecord, policy: Policy) -> datetime | None:
     """The earliest moment a timer of the record falls due; None when none is pending. A parked
     event expires `park_timeout` after its own event time (else its receipt); the order is judged
     again when its next jeopardy begins (see `jeopardy.judge`)."""
-    parked = min((parked.moment + policy.park_timeout for parked in record.parked), default=None)
+    # Checked several times per input, and seldom is anything parked.
+    parked = (
+        min(parked.moment for parked in record.parked) + policy.park_timeout
+        if record.parked
+        else None
+    )
     jeopardy = next_moment(record.order) if record.order is not None else None
     if parked is None or jeopardy is None:
         return parked or jeopardy

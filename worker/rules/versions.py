@@ -20,23 +20,27 @@ _ORDER_LEVEL: Final = (
 )
 """Events whose `sequence` is the order's own version (order capture counts one per order)."""
 
+# Tuples, not unions: `A | B` builds a new union at each call, and the checks run on every event.
+_ABOUT_A_TASK: Final = (
+    ev.TaskUpdatedData,
+    ev.FalloutRaisedData,
+    ev.FalloutResolvedData,
+    ev.FalloutReassignedData,
+    ev.TaskCreatedData,
+)
+_ABOUT_A_WORK_ORDER: Final = (ev.WorkOrderUpdatedData, ev.WorkOrderCreatedData)
+_CREATIONS: Final = (ev.TaskCreated, ev.WorkOrderCreated, ev.OrderCreated)
+
 
 def versioned(order: Order, event: ev.OrderEvent, *, to_change: bool = False) -> Versioned:
     """The entity whose source version the event carries (task, work order, else the order); with
     `to_change`, the order's own copy of it."""
     data = event.data
-    if isinstance(
-        data,
-        ev.TaskUpdatedData
-        | ev.FalloutRaisedData
-        | ev.FalloutResolvedData
-        | ev.FalloutReassignedData
-        | ev.TaskCreatedData,
-    ):
+    if isinstance(data, _ABOUT_A_TASK):
         task = order.tasks.get(data.task_id)
         if task is not None:
             return order.task_to_change(data.task_id) if to_change else task
-    if isinstance(data, ev.WorkOrderUpdatedData | ev.WorkOrderCreatedData):
+    if isinstance(data, _ABOUT_A_WORK_ORDER):
         work_order = order.work_orders.get(data.work_order_id)
         if work_order is not None:
             return order.work_order_to_change(data.work_order_id) if to_change else work_order
@@ -45,7 +49,7 @@ def versioned(order: Order, event: ev.OrderEvent, *, to_change: bool = False) ->
 
 def stale(order: Order, event: ev.OrderEvent, cause: Cause) -> Emitted | None:
     """`update.stale` for an update older than what was applied to its entity, else None."""
-    if isinstance(event, ev.TaskCreated | ev.WorkOrderCreated | ev.OrderCreated):
+    if isinstance(event, _CREATIONS):
         return None  # nothing applied yet that a creation could be older than
     entity = versioned(order, event)
     if entity is order and not isinstance(event, _ORDER_LEVEL):

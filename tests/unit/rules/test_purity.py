@@ -9,7 +9,7 @@ import pytest
 
 RULES = Path(__file__).resolve().parents[3] / "worker" / "rules"
 # Plain data and computation only: `hashlib` and `uuid` make uuid5 output ids (a hash), never
-# uuid1/uuid4; `functools` memoises pure functions.
+# uuid1/uuid4; `functools` memoises pure functions; `operator` has functions for the operators.
 ALLOWED = {
     "__future__",
     "collections",
@@ -19,6 +19,7 @@ ALLOWED = {
     "enum",
     "functools",
     "hashlib",
+    "operator",
     "typing",
     "uuid",
     "pydantic",

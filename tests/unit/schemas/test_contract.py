@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -227,6 +228,21 @@ def test_extension_attributes_named_as_cloudevents_requires_are_kept(
 )
 def test_rfc_3339_times_are_read(time: str) -> None:
     assert parse_order_event(_with(time=time)).time is not None
+
+
+@pytest.mark.parametrize("offset", ["Z", "+00:00", "-00:00"])
+def test_utc_times_share_one_tzinfo_so_they_compare_fast(offset: str) -> None:
+    time = parse_order_event(_with(time=f"2026-11-21T10:15:00{offset}")).time
+    assert time == datetime(2026, 11, 21, 10, 15, tzinfo=UTC)
+    assert time is not None
+    assert time.tzinfo is UTC
+
+
+def test_a_time_with_an_offset_keeps_it() -> None:
+    time = parse_order_event(_with(time="2026-11-21T11:15:00+01:00")).time
+    assert time is not None
+    assert time.utcoffset() == timedelta(hours=1)
+    assert time == datetime(2026, 11, 21, 10, 15, tzinfo=UTC)
 
 
 def _set(document: object, path: str, value: object) -> bytes:
