@@ -55,9 +55,17 @@ def die_at(step: str, calls: int) -> None:
 
 
 def _print_tasks() -> None:
+    """Each task's chain of awaits, outermost first (a task's own stack shows only its top)."""
     for task in asyncio.all_tasks():
-        print(f"--- task {task.get_name()}", flush=True)
-        task.print_stack(file=sys.stdout, limit=20)
+        print(f"--- task {task.get_name()}")
+        awaited: Any = task.get_coro()
+        while awaited is not None:
+            frame = getattr(awaited, "cr_frame", None) or getattr(awaited, "gi_frame", None)
+            if frame is not None:
+                print(f"  {frame.f_code.co_filename}:{frame.f_lineno} {frame.f_code.co_name}")
+            else:
+                print(f"  {awaited!r}")
+            awaited = getattr(awaited, "cr_await", None) or getattr(awaited, "gi_yieldfrom", None)
     sys.stdout.flush()
 
 
