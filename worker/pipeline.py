@@ -35,7 +35,8 @@ from aiokafka.structs import TopicPartition
 from pydantic import BaseModel
 
 from schemas.outbound import CommandRejectedData, JeopardyData, UpdateStaleData
-from worker.engine.control import Frontier, Routing, Watermark, watermark_records
+from worker.engine.announce import Announcer
+from worker.engine.control import Routing, Watermark
 from worker.engine.errors import Fatal, MembershipLost, retrying
 from worker.engine.group import GroupState
 from worker.engine.merge import NEVER, Item, Partition
@@ -122,16 +123,6 @@ class Limits:
     announce_interval_s: float
 
 
-@dataclass(frozen=True, slots=True)
-class Announcement:
-    """The watermarks a batch sends the next stage (`records`), and what they say (`moved`)."""
-
-    at: float  # time.monotonic()
-    heartbeat: bool  # every group's frontier, moved or not
-    moved: Mapping[int, Frontier]
-    records: list[Outgoing]
-
-
 class Pipeline(Generic[V, R]):
     """One stage's batches. `groups` is kept by the stage's consumer loop (`worker.engine.runner`):
     the groups it owns, recovered from Redis when assigned."""
@@ -157,8 +148,13 @@ class Pipeline(Generic[V, R]):
         """Whether the stage still owns the batch's partitions (set by the consumer loop)."""
         self.groups: dict[int, GroupState[Decoded[V]]] = {}
         self._ranks = ranks(stage)
-        self._announced_at = 0.0
-        self._repeated_at = 0.0  # when every group's frontier was last announced
+        self._announcer = Announcer(
+            stage.downstream_topic,
+            topology.downstream_partitions,
+            topology.groups,
+            limits.announce_interval_s,
+            limits.idle_timeout_ms / 1000,
+        )
 
     async def retrying(self, step: Callable[[], Awaitable[T]], what: str) -> T:
         return await retrying(step, what, self.owner, self._on_retry)
@@ -265,13 +261,13 @@ class Pipeline(Generic[V, R]):
 
         # 7. Publish, the watermarks after the outputs they cover (one request: per partition,
         # in order), and wait for the acks; 8. acknowledge.
-        announcement = self._announcement(bool(writing), groups)
+        announcement = self._announcer.announcement(bool(writing), groups)
         if writing:
             await self.publish_outboxes(outbox, report, announcement.records)
             report.acknowledged_at = time.time()
         elif announcement.records:
             await self.retrying(lambda: self.publish(announcement.records), "announce")
-        self._announced(announcement, groups)
+        self._announcer.announced(announcement, groups)
         report.seconds = time.perf_counter() - started
         return report
 
@@ -458,51 +454,6 @@ class Pipeline(Generic[V, R]):
         value = event.model_dump_json().encode()
         record = Outgoing(topic, emitted.key.encode(), value, headers)
         return OutboxEntry(event.id, record, event.type)
-
-    # --- announcing -------------------------------------------------------------------------
-
-    def _announcement(
-        self, published: bool, groups: Mapping[int, GroupState[Decoded[V]]]
-    ) -> Announcement:
-        """What to tell the next stage of how far each group has got: at once with a batch that
-        publishes, at most every `announce_interval_s` otherwise; and every group's frontier
-        again once per idle timeout, moved or not. A downstream group taken up again (a restart,
-        a rebalance, a fence) resumes past the watermarks read before, and without hearing again
-        from an upstream group that went quiet it would wait for it for good."""
-        downstream = self.stage.downstream_topic
-        now = time.monotonic()
-        if downstream is None or (
-            not published and now - self._announced_at < self._limits.announce_interval_s
-        ):
-            return Announcement(now, False, {}, [])
-        heartbeat = now - self._repeated_at >= self._limits.idle_timeout_ms / 1000
-        moved = {
-            partition: Frontier(max(group.frontier, group.announced), group.idle)
-            for partition, group in groups.items()
-            if group.frontier > group.announced
-            or group.idle != group.announced_idle
-            or (heartbeat and (group.announced != NEVER or group.idle))
-        }
-        records = (
-            watermark_records(
-                downstream, self.topology.downstream_partitions, moved, self.topology.groups
-            )
-            if moved
-            else []
-        )
-        return Announcement(now, heartbeat, moved, records)
-
-    def _announced(
-        self, announcement: Announcement, groups: Mapping[int, GroupState[Decoded[V]]]
-    ) -> None:
-        if announcement.heartbeat:
-            self._repeated_at = announcement.at
-        if not announcement.records:
-            return
-        self._announced_at = announcement.at
-        for partition, frontier in announcement.moved.items():
-            group = groups[partition]
-            group.announced, group.announced_idle = frontier.below, frontier.idle
 
 
 def _due_until(groups: Mapping[int, GroupState[Any]]) -> dict[int, int]:
