@@ -272,8 +272,10 @@ class WorkerProcess:
             tail = log.read().decode("utf-8", "replace").splitlines()[-lines:]
         return "\n".join([f"--- {self._log_path}", *tail])
 
-    def terminate(self, timeout_s: float = 15.0) -> int:
-        """SIGTERM, as an orchestrator stops a pod; the exit code."""
+    def terminate(self, timeout_s: float = 30.0) -> int:
+        """SIGTERM, as an orchestrator stops a pod; the exit code. The worker may take up to
+        `ORDER_STATUS_SHUTDOWN_GRACE_S` (15 s) for the batch in hand, then leaves its groups:
+        waiting only 15 s failed a clean stop during a rebalance (once, on CI)."""
         assert self.process is not None
         self.process.send_signal(signal.SIGTERM)
         return self.process.wait(timeout_s)
